@@ -1,0 +1,10 @@
+"""robustutils: the library behind robustbook.
+
+Modules by concern: ``data`` (loaders, tensors in [0,1]), ``models`` (normalisation inside),
+``attacks`` (PGD, eps in pixel units), ``train`` (one loop for standard and adversarial
+training), ``evaluate`` (clean and robust accuracy with the attack settings recorded),
+``io`` (checkpoints), ``profiles`` (smoke / ci / full), ``runtime`` (device and seeds),
+``toy`` (Tsipras et al. section 2) and ``plots``.
+"""
+
+__version__ = "0.1.0"
