@@ -1,0 +1,168 @@
+"""Datasets as tensors in [0, 1], read from ``$ROBUSTUTILS_DATA``.
+
+MNIST and CIFAR-10 are small enough to live whole on the device: their loaders return
+``(x, y)`` with ``x`` float32 in [0, 1] of shape [N, C, H, W] and ``y`` int64 labels.
+Restricted ImageNet is an image folder read lazily (a ``torch.utils.data.Dataset``).
+Online, torchvision downloads what is missing; offline, a missing dataset raises
+:class:`DataMissingError` naming the variable and the layout expected.
+"""
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+import torchvision
+from torchvision import transforms
+
+DATA_ENV = "ROBUSTUTILS_DATA"
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+# Inclusive ImageNet class-index ranges of the nine superclasses (Tsipras et al.; MadryLab/robustness).
+RESTRICTED_IMAGENET_RANGES = {
+    "dog": (151, 268), "cat": (281, 285), "frog": (30, 32),
+    "turtle": (33, 37), "bird": (80, 100), "primate": (365, 382),
+    "fish": (389, 397), "crab": (118, 121), "insect": (300, 319),
+}
+RESTRICTED_IMAGENET_CLASSES = tuple(RESTRICTED_IMAGENET_RANGES)
+
+
+class DataMissingError(FileNotFoundError):
+    """A dataset is neither on disk nor downloadable; the message says where to put it."""
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Return ``root`` if given, else ``$ROBUSTUTILS_DATA``, else ``./data``."""
+    return Path(root if root is not None else os.environ.get(DATA_ENV, "data")).expanduser()
+
+
+def _missing(name: str, root: Path, layout: str, cause: Exception) -> DataMissingError:
+    return DataMissingError(
+        f"{name} is not under {root} and could not be downloaded ({type(cause).__name__}: {cause}).\n"
+        f"Point the environment variable {DATA_ENV} at a folder laid out as\n  {layout}\n"
+        f"or run once with a network connection so that torchvision can download it there."
+    )
+
+
+def _to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 images [N, C, H, W] -> float32 in [0, 1]."""
+    return images_uint8.float().div_(255)
+
+
+def mnist(train: bool = True, root=None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return MNIST as ``(x [N,1,28,28] float32 in [0,1], y [N] int64)``; 60,000 train or 10,000 test digits."""
+    root = data_root(root)
+    try:
+        ds = torchvision.datasets.MNIST(root, train=train, download=download)
+    except (RuntimeError, OSError) as err:
+        raise _missing("MNIST", root, f"{root}/MNIST/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte", err) from err
+    return _to_unit(ds.data.unsqueeze(1)), ds.targets.long()
+
+
+def _read_cifar_batches(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read the original CIFAR-10 pickle batches in ``folder`` (any length per batch)."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    xs, ys = [], []
+    for name in names:
+        with open(folder / name, "rb") as f:
+            batch = pickle.load(f, encoding="latin1")
+        xs.append(torch.from_numpy(batch["data"]).view(-1, 3, 32, 32))
+        ys.append(torch.tensor(batch["labels"], dtype=torch.long))
+    return _to_unit(torch.cat(xs)), torch.cat(ys)
+
+
+def cifar10(train: bool = True, root=None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return CIFAR-10 as ``(x [N,3,32,32] float32 in [0,1], y [N] int64)``.
+
+    The complete dataset goes through torchvision (checksummed, downloaded when missing and
+    ``download``). A shortened copy in the original pickle format, whose checksums torchvision
+    rejects, is read directly from ``<root>/cifar-10-batches-py`` or
+    ``<root>/cifar-10-subset/cifar-10-batches-py``; check ``len(y)`` for its size.
+    """
+    root = data_root(root)
+    try:
+        ds = torchvision.datasets.CIFAR10(root, train=train, download=False)
+        return _to_unit(torch.from_numpy(ds.data).permute(0, 3, 1, 2)), torch.tensor(ds.targets)
+    except RuntimeError:
+        pass  # not there, or a shortened copy whose md5 differs: try the direct reader below
+    for folder in (root / "cifar-10-batches-py", root / "cifar-10-subset" / "cifar-10-batches-py"):
+        if (folder / "test_batch").is_file():
+            return _read_cifar_batches(folder, train)
+    try:
+        ds = torchvision.datasets.CIFAR10(root, train=train, download=download)
+    except (RuntimeError, OSError) as err:
+        raise _missing("CIFAR-10", root, f"{root}/cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}}", err) from err
+    return _to_unit(torch.from_numpy(ds.data).permute(0, 3, 1, 2)), torch.tensor(ds.targets)
+
+
+def restricted_imagenet_wnids() -> dict[str, int]:
+    """Return ``{wnid: superclass label 0..8}`` for the 203 ImageNet classes of Restricted ImageNet."""
+    table = Path(__file__).with_name("restricted_imagenet_wnids.tsv").read_text().splitlines()[1:]
+    ranges = list(RESTRICTED_IMAGENET_RANGES.values())
+    mapping = {}
+    for line in table:
+        idx, wnid = line.split("\t")
+        mapping[wnid] = next(label for label, (lo, hi) in enumerate(ranges) if lo <= int(idx) <= hi)
+    return mapping
+
+
+class RestrictedImageNet(torchvision.datasets.DatasetFolder):
+    """ImageNet's ``<split>/<wnid>/*.JPEG`` folders, labelled by the nine superclasses.
+
+    Classes are mapped by wnid, not by folder position, so a partial copy (some wnid folders
+    only) is labelled correctly; folders of other ImageNet classes are ignored.
+    Items are ``(image tensor [3,H,W] in [0,1], superclass label)``.
+    """
+
+    superclasses = RESTRICTED_IMAGENET_CLASSES
+
+    def find_classes(self, directory):
+        wnid_to_label = restricted_imagenet_wnids()
+        present = sorted(d.name for d in os.scandir(directory) if d.is_dir() and d.name in wnid_to_label)
+        if not present:
+            raise FileNotFoundError(f"no Restricted ImageNet wnid folders (e.g. n02085620) under {directory}")
+        return present, {wnid: wnid_to_label[wnid] for wnid in present}
+
+
+def imagenet_transform(train: bool, size: int = 224) -> transforms.Compose:
+    """The usual ImageNet augmentation (train) or resize-and-centre-crop (eval), giving [0,1] tensors."""
+    if train:
+        return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                                   transforms.ToTensor()])
+    return transforms.Compose([transforms.Resize(int(size * 256 / 224)), transforms.CenterCrop(size),
+                               transforms.ToTensor()])
+
+
+def restricted_imagenet(split: str = "val", root=None, size: int = 224, transform=None) -> RestrictedImageNet:
+    """Return Restricted ImageNet's ``split`` from ``<root>/imagenet/<split>`` or the sample folder
+    ``<root>/restricted-imagenet-sample/<split>``; images resized to ``size`` pixels."""
+    root = data_root(root)
+    for folder in (root / "imagenet" / split, root / "restricted-imagenet-sample" / split):
+        if folder.is_dir():
+            transform = transform or imagenet_transform(split == "train", size)
+            return RestrictedImageNet(str(folder), loader=torchvision.datasets.folder.default_loader,
+                                      extensions=torchvision.datasets.folder.IMG_EXTENSIONS, transform=transform)
+    raise _missing("Restricted ImageNet", root, f"{root}/imagenet/{split}/<wnid>/*.JPEG",
+                   FileNotFoundError("ImageNet cannot be downloaded automatically"))
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, generator: torch.Generator | None = None):
+    """Return ``n`` examples of ``(x, y)``: a seeded random choice, or all of them when ``n`` is None."""
+    if n is None or n >= len(y):
+        return x, y
+    idx = torch.randperm(len(y), generator=generator)[:n]
+    return x[idx], y[idx]
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
+            generator: torch.Generator | None = None):
+    """Yield ``(x_batch, y_batch)`` slices of tensors already on their device (no DataLoader workers)."""
+    order = torch.randperm(len(y), generator=generator).to(y.device) if shuffle else None
+    for start in range(0, len(y), batch_size):
+        if order is None:
+            yield x[start:start + batch_size], y[start:start + batch_size]
+        else:
+            idx = order[start:start + batch_size]
+            yield x[idx], y[idx]

@@ -1,0 +1,95 @@
+"""Checkpoints as plain state_dicts, loaded with ``weights_only=True`` on CPU or GPU.
+
+A checkpoint is ``{"arch", "kwargs", "state_dict", "meta"}``: the architecture name and
+arguments of :func:`robustutils.models.build`, the weights without any ``module.`` (DDP) or
+``_orig_mod.`` (torch.compile) prefix, and plain-data metadata (history, settings).
+"""
+
+import os
+import pickle
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import models
+
+CACHE_ENV = "ROBUSTUTILS_CACHE"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read or does not fit the model; the message says what to do."""
+
+
+def cache_dir(root=None) -> Path:
+    """Return ``root`` if given, else ``$ROBUSTUTILS_CACHE``, else ``./.cache/robustutils``."""
+    return Path(root if root is not None else os.environ.get(CACHE_ENV, ".cache/robustutils")).expanduser()
+
+
+def _clean_state_dict(model: torch.nn.Module) -> dict:
+    module = getattr(model, "module", model)  # DistributedDataParallel
+    module = getattr(module, "_orig_mod", module)  # torch.compile
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def save(model: torch.nn.Module, path, meta: dict | None = None) -> Path:
+    """Write ``model`` (built by :func:`models.build`) and ``meta`` to ``path``; return the path."""
+    spec = getattr(getattr(model, "module", model), "spec", None)
+    if spec is None:
+        raise ValueError("save needs a model made by robustutils.models.build(arch, ...), which records its spec")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"arch": spec["arch"], "kwargs": spec["kwargs"], "state_dict": _clean_state_dict(model),
+               "meta": meta or {}}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+    return path
+
+
+def read(path, map_location="cpu") -> dict:
+    """Return the checkpoint dict stored at ``path`` (tensors on ``map_location``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({err}); delete it and train or save again") from err
+    if not isinstance(payload, dict) or not {"arch", "kwargs", "state_dict"} <= payload.keys():
+        raise CheckpointError(f"{path} is not a robustutils checkpoint (expected keys arch, kwargs, state_dict)")
+    return payload
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkpoint") -> torch.nn.Module:
+    """Load ``state_dict`` into ``model`` strictly; raise :class:`CheckpointError` naming the mismatch."""
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        arch = getattr(model, "spec", {}).get("arch", type(model).__name__)
+        raise CheckpointError(f"{source} does not fit a {arch} model: {str(err).splitlines()[0]} "
+                              f"- check the architecture and its arguments") from err
+    return model
+
+
+def load(path, device=None) -> tuple[torch.nn.Module, dict]:
+    """Return ``(model, meta)`` rebuilt from the checkpoint at ``path``, on ``device`` (default CPU)."""
+    payload = read(path)
+    model = models.build(payload["arch"], **payload["kwargs"])
+    load_weights(model, payload["state_dict"], source=str(path))
+    return model.to(device or "cpu"), payload.get("meta", {})
+
+
+def load_or_train(path, build: Callable[[], torch.nn.Module], train: Callable[[torch.nn.Module], dict],
+                  device=None) -> tuple[torch.nn.Module, dict]:
+    """Return ``(model, meta)`` from ``path`` when it exists; else build, ``train(model) -> meta``, save.
+
+    The cache key is the path: name it after everything that changes the weights (profile, eps, seed).
+    """
+    path = Path(path)
+    if path.is_file():
+        return load(path, device)
+    model = build().to(device or "cpu")
+    meta = train(model)
+    save(model, path, meta)
+    return model, meta
