@@ -99,7 +99,7 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"batch size mismatch: {x.shape[0]} inputs but {y.shape[0]} labels/targets")
     lo, hi = torch.aminmax(x.detach())
-    if lo < 0 or hi > 1:
+    if not (lo >= 0 and hi <= 1):  # written so that NaN pixels fail too
         raise ValueError(f"inputs must lie in [0,1] (normalisation belongs inside the model); "
                          f"got values in [{lo.item():.3g}, {hi.item():.3g}]")
 

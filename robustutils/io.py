@@ -6,7 +6,6 @@ arguments of :func:`robustutils.models.build`, the weights without any ``module.
 """
 
 import os
-import pickle
 from pathlib import Path
 from typing import Callable
 
@@ -54,7 +53,8 @@ def read(path, map_location="cpu") -> dict:
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as err:
+    except Exception as err:  # a corrupt file can make the unpickler raise almost anything
+        # (UnpicklingError, EOFError, IndexError, KeyError, ...): all mean "not a readable checkpoint"
         raise CheckpointError(f"{path} is not a readable checkpoint ({err}); delete it and train or save again") from err
     if not isinstance(payload, dict) or not {"arch", "kwargs", "state_dict"} <= payload.keys():
         raise CheckpointError(f"{path} is not a robustutils checkpoint (expected keys arch, kwargs, state_dict)")

@@ -103,8 +103,10 @@ def adversary(x: torch.Tensor, y: torch.Tensor, eta: float) -> torch.Tensor:
     """Return ``x`` with every weak feature moved by ``-2 * eta * y`` and ``x1`` untouched.
 
     The perturbation has l_inf norm exactly ``2 * eta``. It maps the weak features of class
-    ``y`` onto those of class ``-y`` (``N(eta y, 1) -> N(-eta y, 1)``), the adversary in the
-    proof of Theorem 2.1. ``x1`` is left alone: while ``2 * eta < 1`` no budget can flip its sign.
+    ``y`` onto those of class ``-y`` (``N(eta y, 1) -> N(-eta y, 1)``): the adversary in the
+    proof of Theorem 2.1, which needs no change of ``x1``. The threat model would allow moving
+    ``x1`` by ``2 * eta`` as well, but while ``2 * eta < 1`` that cannot change its sign.
+    :func:`linear_attack` is the exact worst case for a linear classifier and moves ``x1`` too.
     """
     _check(eta=eta)
     shift = torch.zeros_like(x)
@@ -208,13 +210,44 @@ def robust_accuracy(w: torch.Tensor, b: float | torch.Tensor, x: torch.Tensor, y
 
 
 def mc_tolerance(prob: float, n: int, z: float = 5.0) -> float:
-    """Return ``z`` standard errors of a Monte Carlo fraction over ``n`` samples with true value ``prob``.
+    """Return the allowed gap between a Monte Carlo fraction over ``n`` samples and its true value ``prob``.
 
-    The Bernoulli variance ``prob (1 - prob)`` is floored at ``1 / n`` (one count) so that a value
-    near 0 or 1 still gets a tolerance of about ``z / n``.
+    That is ``z`` standard errors, ``z sqrt(prob (1 - prob) / n)``, plus ``z / n`` (``z`` counts)
+    of slack, which covers the skew of a count of rare events when ``prob`` is near 0 or 1.
     """
     _check(n=n)
-    return z * math.sqrt(max(prob * (1 - prob), 1.0 / n) / n)
+    return z * math.sqrt(prob * (1 - prob) / n) + z / n
+
+
+def avg_monte_carlo(n: int, d: int, eta: float, p: float = 0.95,
+                    generator: torch.Generator | None = None) -> tuple[float, float]:
+    """Return ``f_avg``'s Monte Carlo (standard, robust) accuracy on ``n`` fresh points, robust under :func:`adversary`."""
+    x, y = sample(n, d, eta, p, generator)
+    return accuracy(f_avg(x), y), accuracy(f_avg(adversary(x, y, eta)), y)
+
+
+def linear_report(w: torch.Tensor, b: float | torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                  eta: float, p: float = 0.95) -> dict[str, float]:
+    """Return ``sign(w.x + b)``'s standard and robust (``eps = 2 eta``) accuracy: Monte Carlo on ``(x, y)`` and exact."""
+    eps = 2 * eta
+    return {"standard": accuracy(linear_predict(w, b, x), y),
+            "robust": robust_accuracy(w, b, x, y, eps),
+            "standard_exact": linear_accuracy(w, b, eta, p),
+            "robust_exact": linear_accuracy(w, b, eta, p, eps)}
+
+
+def mixture_report(q: float, x: torch.Tensor, y: torch.Tensor, eta: float, p: float = 0.95,
+                   generator: torch.Generator | None = None) -> dict[str, float]:
+    """Return the ``q``-mixture's standard and robust (``eps = 2 eta``) accuracy: Monte Carlo on ``(x, y)`` and exact.
+
+    The Monte Carlo robust value attacks with :func:`adversary`, which is the worst case for both
+    parts while ``2 eta < 1``.
+    """
+    d = x.shape[1] - 1
+    return {"standard": accuracy(mixture_predict(x, q, generator), y),
+            "robust": accuracy(mixture_predict(adversary(x, y, eta), q, generator), y),
+            "standard_exact": mixture_accuracy(q, d, eta, p),
+            "robust_exact": mixture_accuracy(q, d, eta, p, 2 * eta)}
 
 
 # --- Theorem 2.2: standard versus adversarial training of a linear classifier --------------------
