@@ -10,6 +10,7 @@ its settings next to the numbers it produces.
 
 import dataclasses
 import math
+import numbers
 from typing import Callable
 
 import torch
@@ -87,10 +88,10 @@ def check_settings(eps, steps, step_size, norm, restarts) -> None:
     """Raise ``ValueError`` with the fix when an attack setting is out of range."""
     threat(norm)
     for name, value in (("eps", eps), ("step_size", 0.0 if step_size is None else step_size)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0 in pixel units (inputs in [0,1]); got {value!r}")
     for name, value in (("steps", steps), ("restarts", restarts)):
-        if not (isinstance(value, int) and value >= 1):
+        if isinstance(value, bool) or not (isinstance(value, numbers.Integral) and value >= 1):
             raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
 
 

@@ -15,9 +15,10 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 500) -> t
     was_training = model.training
     model.eval()
     device = _model_device(model)
-    preds = [model(x[i:i + batch_size].to(device)).argmax(1) for i in range(0, len(x), batch_size)]
-    model.train(was_training)
-    return torch.cat(preds)
+    try:
+        return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
 
 
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack=None,

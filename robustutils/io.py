@@ -31,6 +31,21 @@ def _clean_state_dict(model: torch.nn.Module) -> dict:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
+def _plain(value):
+    """Return ``value`` as data ``weights_only`` loading accepts: NumPy and torch scalars become
+    Python numbers, tensors lists; raise ``TypeError`` for anything else that is not plain."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_plain(item) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if hasattr(value, "tolist"):  # before the plain types: np.float64 is a float subclass
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"checkpoint metadata must be plain data (numbers, strings, lists, dicts); got {type(value).__name__}")
+
+
 def save(model: torch.nn.Module, path, meta: dict | None = None) -> Path:
     """Write ``model`` (built by :func:`models.build`) and ``meta`` to ``path``; return the path."""
     spec = getattr(getattr(model, "module", model), "spec", None)
@@ -39,7 +54,7 @@ def save(model: torch.nn.Module, path, meta: dict | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"arch": spec["arch"], "kwargs": spec["kwargs"], "state_dict": _clean_state_dict(model),
-               "meta": meta or {}}
+               "meta": _plain(meta or {})}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)  # never leave a half-written checkpoint behind

@@ -1,0 +1,87 @@
+"""Shared fixtures: the real datasets (loaded once per session), a model trained once on real
+MNIST digits, and a tiny random-init model for the attack property tests.
+
+The loader and real-data tests need ``ROBUSTUTILS_DATA`` (from the project root:
+``ROBUSTUTILS_DATA=../shared/data``); without it they are skipped with that reason, and
+everything else still runs.
+
+Hypothesis runs the ``fast`` profile (20 examples per property, no deadline) unless
+``HYPOTHESIS_PROFILE=thorough`` asks for 500, e.g. before changing an attack.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from robustutils import data, models, runtime, train
+
+settings.register_profile("fast", max_examples=20, deadline=None)
+settings.register_profile("thorough", max_examples=500, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+NO_DATA = "ROBUSTUTILS_DATA is not set: point it at ../shared/data to run the loader tests"
+
+MNIST_TRAIN_SIZE = 5_000  # real training digits for the session model (about one second on 2 cores)
+MNIST_EVAL_SIZE = 500  # real test digits the attacks are measured on
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder ``$ROBUSTUTILS_DATA`` names; skip the test when the variable is unset."""
+    root = os.environ.get(data.DATA_ENV)
+    if not root:
+        pytest.skip(NO_DATA)
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def mnist_train(data_dir):
+    """All 60,000 real MNIST training digits ``(x, y)``, read once per session."""
+    return data.mnist(train=True, root=data_dir, download=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_test(data_dir):
+    """All 10,000 real MNIST test digits ``(x, y)``, read once per session."""
+    return data.mnist(train=False, root=data_dir, download=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_eval(mnist_test):
+    """The first 500 real MNIST test digits: the attacks' evaluation set."""
+    x, y = mnist_test
+    return x[:MNIST_EVAL_SIZE], y[:MNIST_EVAL_SIZE]
+
+
+@pytest.fixture(scope="session")
+def mnist_model(mnist_train):
+    """``mnist_cnn`` trained once per session: one epoch of standard training on 5,000 real digits.
+
+    Returned in eval mode; tests must not train it further (build their own model instead).
+    """
+    generator = runtime.set_seed(0)
+    x, y = data.subset(*mnist_train, MNIST_TRAIN_SIZE, generator=generator)
+    model = models.build("mnist_cnn")
+    train.fit(model, (x, y), epochs=1, batch_size=64, seed=0, progress=False)
+    return model.eval()
+
+
+def tiny_mnist_cnn(seed: int = 0) -> models.Classifier:
+    """A small random-init ``mnist_cnn`` (4 and 8 channels, 32 hidden units) for 28x28 inputs."""
+    runtime.set_seed(seed)
+    return models.build("mnist_cnn", channels=(4, 8), hidden=32)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model():
+    """A factory ``make_tiny_model(seed)`` for tests that need a fresh model of their own."""
+    return tiny_mnist_cnn
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """One tiny random-init model shared by the property tests (eval mode; do not change its mode)."""
+    return tiny_mnist_cnn().eval()

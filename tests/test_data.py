@@ -1,0 +1,172 @@
+"""The loaders on the real offline copies in ``$ROBUSTUTILS_DATA`` (checked against the raw files
+read independently here), partial Restricted ImageNet copies, and the error when data is missing."""
+
+import csv
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from robustutils import data
+
+# Per-digit counts of the published MNIST label files.
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+DOG, CAT, INSECT, TENCH = "n02085620", "n02123045", "n02165105", "n01440764"  # Chihuahua 151, tabby 281,
+# tiger beetle 300 (Restricted ImageNet labels 0, 1, 8); tench is ImageNet class 0, outside all nine.
+
+
+def read_idx(path, header: int) -> np.ndarray:
+    return np.fromfile(path, dtype=np.uint8)[header:]
+
+
+def check_unit_images(x: torch.Tensor, y: torch.Tensor, shape):
+    assert x.shape == shape and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert x.min() == 0 and x.max() == 1
+    assert y.shape == (shape[0],) and set(y.unique().tolist()) == set(range(10))
+
+
+# --- MNIST ---------------------------------------------------------------------------------
+
+def test_mnist_train_is_the_full_published_set(mnist_train, data_dir):
+    x, y = mnist_train
+    check_unit_images(x, y, (60_000, 1, 28, 28))
+    assert torch.bincount(y).tolist() == MNIST_TRAIN_COUNTS
+    raw = data_dir / "MNIST" / "raw"
+    assert np.array_equal(y.numpy(), read_idx(raw / "train-labels-idx1-ubyte", 8))
+    pixels = read_idx(raw / "train-images-idx3-ubyte", 16)[: 100 * 784].reshape(100, 1, 28, 28)
+    assert torch.equal(torch.round(x[:100] * 255).to(torch.uint8), torch.from_numpy(pixels))
+
+
+def test_mnist_test_is_the_full_published_set(mnist_test, data_dir):
+    x, y = mnist_test
+    check_unit_images(x, y, (10_000, 1, 28, 28))
+    assert torch.bincount(y).tolist() == MNIST_TEST_COUNTS
+    pixels = read_idx(data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte", 16).reshape(10_000, 1, 28, 28)
+    assert torch.equal(torch.round(x * 255).to(torch.uint8), torch.from_numpy(pixels))
+
+
+# --- CIFAR-10 subset (read directly from the pickles) --------------------------------------
+
+@pytest.fixture(scope="module")
+def cifar_train(data_dir):
+    return data.cifar10(train=True, root=data_dir, download=False)
+
+
+def test_cifar10_subset_train(cifar_train, data_dir):
+    x, y = cifar_train
+    check_unit_images(x, y, (8_068, 3, 32, 32))
+    counts = torch.bincount(y, minlength=10)
+    assert counts.sum() == 8_068 and counts.min() >= 777 and counts.max() <= 856
+    # Batches concatenated in order: image 4,000 is the first of data_batch_2.
+    with open(data_dir / "cifar-10-subset" / "cifar-10-batches-py" / "data_batch_2", "rb") as f:
+        batch = pickle.load(f, encoding="latin1")
+    first = torch.from_numpy(batch["data"][0]).view(3, 32, 32)
+    assert torch.equal(torch.round(x[4_000] * 255).to(torch.uint8), first) and y[4_000] == batch["labels"][0]
+
+
+def test_cifar10_subset_test(data_dir):
+    x, y = data.cifar10(train=False, root=data_dir, download=False)
+    check_unit_images(x, y, (1_017, 3, 32, 32))
+    with open(data_dir / "cifar-10-subset" / "cifar-10-batches-py" / "test_batch", "rb") as f:
+        batch = pickle.load(f, encoding="latin1")
+    assert y.tolist() == batch["labels"]
+    assert torch.equal(torch.round(x * 255).to(torch.uint8), torch.from_numpy(batch["data"]).view(-1, 3, 32, 32))
+
+
+def test_cifar10_reads_a_root_that_holds_the_batches_folder_itself(data_dir):
+    x, y = data.cifar10(train=False, root=data_dir / "cifar-10-subset", download=False)
+    assert len(y) == 1_017 and x.shape == (1_017, 3, 32, 32)
+
+
+# --- Restricted ImageNet -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sample_table(data_dir):
+    """``{wnid: superclass label}`` as the sample's own TSV lists it (an independent source)."""
+    with open(data_dir / "restricted-imagenet-sample" / "restricted_imagenet_subset.tsv") as f:
+        return {row["wnid"]: int(row["label"]) for row in csv.DictReader(f, delimiter="\t")}
+
+
+def test_wnid_mapping_matches_the_superclass_ranges(sample_table):
+    mapping = data.restricted_imagenet_wnids()
+    assert len(mapping) == 203 and mapping == sample_table
+    assert mapping[DOG] == 0 and mapping[CAT] == 1 and mapping[INSECT] == 8 and TENCH not in mapping
+    sizes = [hi - lo + 1 for lo, hi in data.RESTRICTED_IMAGENET_RANGES.values()]
+    assert np.bincount(list(mapping.values())).tolist() == sizes
+
+
+def test_restricted_imagenet_sample(data_dir, sample_table):
+    ds = data.restricted_imagenet("val", root=data_dir, size=64)
+    assert len(ds) == 203 and set(ds.targets) == set(range(9))
+    labels = {os.path.basename(os.path.dirname(path)): label for path, label in ds.samples}
+    assert labels == sample_table  # labelled by wnid, whatever the folder's position
+    assert labels[DOG] == 0 and labels[CAT] == 1 and labels[INSECT] == 8
+    image, label = ds[0]
+    assert image.shape == (3, 64, 64) and image.dtype == torch.float32
+    assert 0 <= image.min() and image.max() <= 1 and label == ds.targets[0]
+
+
+@pytest.mark.parametrize("layout", ["imagenet/val", "restricted-imagenet-sample/val"])
+def test_partial_copy_is_labelled_by_wnid_and_other_classes_are_ignored(data_dir, tmp_path, layout):
+    sample = data_dir / "restricted-imagenet-sample" / "val"
+    split = tmp_path / layout
+    split.mkdir(parents=True)
+    for wnid in (CAT, DOG, INSECT):
+        (split / wnid).symlink_to(sample / wnid, target_is_directory=True)
+    (split / TENCH).mkdir()  # a real ImageNet class outside Restricted ImageNet: must be ignored
+    shutil.copy(next((sample / DOG).iterdir()), split / TENCH / f"{TENCH}_tench.JPEG")
+
+    ds = data.restricted_imagenet("val", root=tmp_path, size=32)
+    assert len(ds) == 3 and sorted(ds.classes) == sorted([CAT, DOG, INSECT])
+    labels = {os.path.basename(os.path.dirname(path)): label for path, label in ds.samples}
+    assert labels == {DOG: 0, CAT: 1, INSECT: 8}
+    assert ds[0][0].shape == (3, 32, 32)
+
+
+def test_a_folder_without_restricted_classes_is_refused(tmp_path):
+    (tmp_path / "imagenet" / "val" / TENCH).mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"no Restricted ImageNet wnid folders \(e\.g\. n02085620\)"):
+        data.restricted_imagenet("val", root=tmp_path)
+
+
+# --- missing data, offline: a clear error naming the variable (needs no data) --------------
+
+@pytest.mark.parametrize("load", [
+    lambda root: data.mnist(train=True, root=root, download=False),
+    lambda root: data.mnist(train=False, root=root, download=False),
+    lambda root: data.cifar10(train=True, root=root, download=False),
+    lambda root: data.cifar10(train=False, root=root, download=False),
+    lambda root: data.restricted_imagenet("val", root=root),
+], ids=["mnist-train", "mnist-test", "cifar10-train", "cifar10-test", "restricted-imagenet"])
+def test_missing_data_offline_names_the_variable(tmp_path, load):
+    with pytest.raises(data.DataMissingError, match=r"Point the environment variable ROBUSTUTILS_DATA at a folder"):
+        load(tmp_path)
+
+
+def test_data_root_prefers_the_argument_then_the_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path))
+    assert data.data_root() == tmp_path
+    assert data.data_root(tmp_path / "other") == tmp_path / "other"
+    monkeypatch.delenv(data.DATA_ENV)
+    assert str(data.data_root()) == "data"
+
+
+# --- in-memory helpers (need no data) ------------------------------------------------------
+
+def test_subset_is_seeded_and_batches_cover_everything_once():
+    x, y = torch.arange(100.0).view(100, 1), torch.arange(100)
+    a = data.subset(x, y, 10, torch.Generator().manual_seed(1))
+    b = data.subset(x, y, 10, torch.Generator().manual_seed(1))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[0].view(-1).long(), a[1]) and len(a[1].unique()) == 10
+    assert data.subset(x, y, None)[1] is y
+    for shuffle in (False, True):
+        parts = list(data.batches(x, y, 32, shuffle=shuffle, generator=torch.Generator().manual_seed(0)))
+        assert [len(p[1]) for p in parts] == [32, 32, 32, 4]
+        seen = torch.cat([p[1] for p in parts])
+        assert sorted(seen.tolist()) == list(range(100))
+        assert torch.equal(torch.cat([p[0] for p in parts]).view(-1).long(), seen)  # rows stay paired
