@@ -122,6 +122,44 @@ def _best_restart(x_adv: torch.Tensor, obj: torch.Tensor, restarts: int) -> torc
     return x_adv.view(restarts, batch, *x_adv.shape[1:])[pick, torch.arange(batch, device=x_adv.device)]
 
 
+def _repeat(t: torch.Tensor, restarts: int) -> torch.Tensor:
+    return t.detach().repeat(restarts, *[1] * (t.dim() - 1))
+
+
+def _start(ball, x: torch.Tensor, eps: float, restarts: int, random_start: bool) -> torch.Tensor:
+    """First perturbation of ``x`` (``restarts`` copies stacked): a fresh random draw per copy, or zero."""
+    if not random_start:
+        return torch.zeros_like(x)
+    one_copy = x[: len(x) // restarts]
+    return _in_box(x, torch.cat([ball.random_start(one_copy, eps) for _ in range(restarts)]))
+
+
+def _ascend(objective, x, y, delta, ball, eps: float, step_size: float, steps: int, use_best: bool,
+            final_objective: bool):
+    """Run ``steps`` projected ascent steps on ``objective`` from ``x + delta``.
+
+    Return ``(x_adv, objective at x_adv)``: the last iterate, or with ``use_best`` the best one
+    seen (the start included). The objective is ``None`` when neither ``use_best`` nor
+    ``final_objective`` asks for it (one forward pass saved, which matters for FGSM).
+    """
+    best_x, best_obj = x, torch.full((len(x),), -math.inf, device=x.device)
+    with torch.enable_grad():
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            obj = objective(x + delta, y)
+            (grad,) = torch.autograd.grad(obj.sum(), delta)
+            delta = delta.detach()
+            if use_best:
+                best_x, best_obj = _keep_best(best_x, best_obj, x + delta, obj.detach())
+            delta = _in_box(x, ball.project(delta + ball.step(grad, step_size), eps))
+    x_adv = x + delta
+    if not (use_best or final_objective):
+        return x_adv, None
+    with torch.no_grad():
+        obj = objective(x_adv, y)
+    return _keep_best(best_x, best_obj, x_adv, obj) if use_best else (x_adv, obj)
+
+
 def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
         step_size: float | None = None, norm: str = "linf", random_start: bool = True, restarts: int = 1,
         targeted: bool = False, loss_fn: LossFn | None = None, use_best: bool = True) -> torch.Tensor:
@@ -138,33 +176,22 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     ball, loss_fn = threat(norm), loss_fn or cross_entropy
     step_size = 2.5 * eps / steps if step_size is None else step_size
     sign = -1.0 if targeted else 1.0
-    x, y = x.detach().repeat(restarts, *[1] * (x.dim() - 1)), y.detach().repeat(restarts, *[1] * (y.dim() - 1))
-    starts = [ball.random_start(x[: len(x) // restarts], eps) for _ in range(restarts)] if random_start else None
-    delta = _in_box(x, torch.cat(starts)) if random_start else torch.zeros_like(x)
-    best_x, best_obj = x, torch.full((len(x),), -math.inf, device=x.device)
+
+    def objective(x_in, y_in):
+        obj = sign * loss_fn(model, x_in, y_in)
+        if obj.shape != (len(x_in),):
+            raise ValueError(f"loss_fn must return one loss per example, shape ({len(x_in)},); got {tuple(obj.shape)}")
+        return obj
+
+    x, y = _repeat(x, restarts), _repeat(y, restarts)
+    delta = _start(ball, x, eps, restarts, random_start)
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad():
-            for _ in range(steps):
-                delta.requires_grad_(True)
-                obj = sign * loss_fn(model, x + delta, y)
-                if obj.shape != (len(x),):
-                    raise ValueError(f"loss_fn must return one loss per example, shape ({len(x)},); got {tuple(obj.shape)}")
-                (grad,) = torch.autograd.grad(obj.sum(), delta)
-                delta = delta.detach()
-                if use_best:
-                    best_x, best_obj = _keep_best(best_x, best_obj, x + delta, obj.detach())
-                delta = _in_box(x, ball.project(delta + ball.step(grad, step_size), eps))
-        x_adv = x + delta
-        if use_best or restarts > 1:
-            with torch.no_grad():
-                obj = sign * loss_fn(model, x_adv, y)
-            if use_best:
-                x_adv, obj = _keep_best(best_x, best_obj, x_adv, obj)
-        return _best_restart(x_adv, obj, restarts) if restarts > 1 else x_adv
+        x_adv, obj = _ascend(objective, x, y, delta, ball, eps, step_size, steps, use_best, restarts > 1)
     finally:
         model.train(was_training)
+    return _best_restart(x_adv, obj, restarts) if restarts > 1 else x_adv
 
 
 def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",

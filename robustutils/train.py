@@ -100,25 +100,22 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
         steps_per_epoch = math.ceil(len(train_data[1]) / batch_size)
     else:
         steps_per_epoch = len(train_data)
+    if steps_per_epoch == 0:
+        raise ValueError("train_data is empty")
     total = epochs * steps_per_epoch
     opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
     sched = make_schedule(opt, schedule, total)
     eval_attack = eval_attack if eval_attack is not None else attack
     history, step = [], 0
     for epoch in range(1, epochs + 1):
-        start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+        start = time.perf_counter()
         bar = tqdm(_epoch_batches(train_data, batch_size, device, generator), total=steps_per_epoch,
                    desc=f"epoch {epoch}/{epochs}", disable=not progress, file=sys.stdout, leave=False)
-        for xb, yb in bar:
-            factor = eps_factor(step, total, eps_ramp)
-            step_attack = attack.scaled(factor) if eps_ramp > 0 else attack
-            batch_loss, batch_correct = train_step(model, opt, xb, yb, step_attack)
-            loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(yb)
-            sched.step()
-            step += 1
+        loss_sum, correct, seen = _run_epoch(model, opt, sched, bar, attack, eps_ramp, step, total)
+        step += steps_per_epoch
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"],
                "eps": getattr(attack, "eps", 0.0) * eps_factor(step, total, eps_ramp),
-               "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
+               "train_loss": loss_sum / seen, "train_acc": correct / seen,
                "time_s": time.perf_counter() - start, "test_clean_acc": None, "test_robust_acc": None}
         if test_data is not None:
             result = evaluate(model, *test_data, attack=eval_attack)
@@ -127,6 +124,19 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
         if progress:
             print(_summary(row), flush=True)
     return history
+
+
+def _run_epoch(model, optimizer, scheduler, batch_iter, attack, eps_ramp: float, step: int, total: int):
+    """Train on every batch of ``batch_iter``; return (summed loss, correct, seen) read back once."""
+    loss_sum = correct = 0
+    seen = 0
+    for xb, yb in batch_iter:
+        step_attack = attack.scaled(eps_factor(step, total, eps_ramp)) if eps_ramp > 0 else attack
+        batch_loss, batch_correct = train_step(model, optimizer, xb, yb, step_attack)
+        loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(yb)
+        scheduler.step()
+        step += 1
+    return float(loss_sum), int(correct), seen
 
 
 def _summary(row: dict) -> str:
