@@ -37,16 +37,35 @@ def data_dir() -> Path:
     return Path(root)
 
 
+def _offline_copy(data_dir: Path, name: str) -> Path:
+    folder = data_dir / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: these tests check the offline copy described in ../shared/data/README.md")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cifar_subset_dir(data_dir) -> Path:
+    """``$ROBUSTUTILS_DATA/cifar-10-subset`` (the shortened CIFAR-10); skip when it is absent."""
+    return _offline_copy(data_dir, "cifar-10-subset")
+
+
+@pytest.fixture(scope="session")
+def imagenet_sample_dir(data_dir) -> Path:
+    """``$ROBUSTUTILS_DATA/restricted-imagenet-sample``; skip when it is absent."""
+    return _offline_copy(data_dir, "restricted-imagenet-sample")
+
+
 @pytest.fixture(scope="session")
 def mnist_train(data_dir):
     """All 60,000 real MNIST training digits ``(x, y)``, read once per session."""
-    return data.mnist(train=True, root=data_dir, download=False)
+    return data.mnist(train=True, root=data_dir)
 
 
 @pytest.fixture(scope="session")
 def mnist_test(data_dir):
     """All 10,000 real MNIST test digits ``(x, y)``, read once per session."""
-    return data.mnist(train=False, root=data_dir, download=False)
+    return data.mnist(train=False, root=data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -53,42 +53,42 @@ def test_mnist_test_is_the_full_published_set(mnist_test, data_dir):
 # --- CIFAR-10 subset (read directly from the pickles) --------------------------------------
 
 @pytest.fixture(scope="module")
-def cifar_train(data_dir):
-    return data.cifar10(train=True, root=data_dir, download=False)
+def cifar_train(cifar_subset_dir):
+    return data.cifar10(train=True, root=cifar_subset_dir.parent, download=False)
 
 
-def test_cifar10_subset_train(cifar_train, data_dir):
+def test_cifar10_subset_train(cifar_train, cifar_subset_dir):
     x, y = cifar_train
     check_unit_images(x, y, (8_068, 3, 32, 32))
     counts = torch.bincount(y, minlength=10)
     assert counts.sum() == 8_068 and counts.min() >= 777 and counts.max() <= 856
     # Batches concatenated in order: image 4,000 is the first of data_batch_2.
-    with open(data_dir / "cifar-10-subset" / "cifar-10-batches-py" / "data_batch_2", "rb") as f:
+    with open(cifar_subset_dir / "cifar-10-batches-py" / "data_batch_2", "rb") as f:
         batch = pickle.load(f, encoding="latin1")
     first = torch.from_numpy(batch["data"][0]).view(3, 32, 32)
     assert torch.equal(torch.round(x[4_000] * 255).to(torch.uint8), first) and y[4_000] == batch["labels"][0]
 
 
-def test_cifar10_subset_test(data_dir):
-    x, y = data.cifar10(train=False, root=data_dir, download=False)
+def test_cifar10_subset_test(cifar_subset_dir):
+    x, y = data.cifar10(train=False, root=cifar_subset_dir.parent, download=False)
     check_unit_images(x, y, (1_017, 3, 32, 32))
-    with open(data_dir / "cifar-10-subset" / "cifar-10-batches-py" / "test_batch", "rb") as f:
+    with open(cifar_subset_dir / "cifar-10-batches-py" / "test_batch", "rb") as f:
         batch = pickle.load(f, encoding="latin1")
     assert y.tolist() == batch["labels"]
     assert torch.equal(torch.round(x * 255).to(torch.uint8), torch.from_numpy(batch["data"]).view(-1, 3, 32, 32))
 
 
-def test_cifar10_reads_a_root_that_holds_the_batches_folder_itself(data_dir):
-    x, y = data.cifar10(train=False, root=data_dir / "cifar-10-subset", download=False)
+def test_cifar10_reads_a_root_that_holds_the_batches_folder_itself(cifar_subset_dir):
+    x, y = data.cifar10(train=False, root=cifar_subset_dir, download=False)
     assert len(y) == 1_017 and x.shape == (1_017, 3, 32, 32)
 
 
 # --- Restricted ImageNet -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def sample_table(data_dir):
+def sample_table(imagenet_sample_dir):
     """``{wnid: superclass label}`` as the sample's own TSV lists it (an independent source)."""
-    with open(data_dir / "restricted-imagenet-sample" / "restricted_imagenet_subset.tsv") as f:
+    with open(imagenet_sample_dir / "restricted_imagenet_subset.tsv") as f:
         return {row["wnid"]: int(row["label"]) for row in csv.DictReader(f, delimiter="\t")}
 
 
@@ -100,8 +100,8 @@ def test_wnid_mapping_matches_the_superclass_ranges(sample_table):
     assert np.bincount(list(mapping.values())).tolist() == sizes
 
 
-def test_restricted_imagenet_sample(data_dir, sample_table):
-    ds = data.restricted_imagenet("val", root=data_dir, size=64)
+def test_restricted_imagenet_sample(imagenet_sample_dir, sample_table):
+    ds = data.restricted_imagenet("val", root=imagenet_sample_dir.parent, size=64)
     assert len(ds) == 203 and set(ds.targets) == set(range(9))
     labels = {os.path.basename(os.path.dirname(path)): label for path, label in ds.samples}
     assert labels == sample_table  # labelled by wnid, whatever the folder's position
@@ -112,8 +112,8 @@ def test_restricted_imagenet_sample(data_dir, sample_table):
 
 
 @pytest.mark.parametrize("layout", ["imagenet/val", "restricted-imagenet-sample/val"])
-def test_partial_copy_is_labelled_by_wnid_and_other_classes_are_ignored(data_dir, tmp_path, layout):
-    sample = data_dir / "restricted-imagenet-sample" / "val"
+def test_partial_copy_is_labelled_by_wnid_and_other_classes_are_ignored(imagenet_sample_dir, tmp_path, layout):
+    sample = imagenet_sample_dir / "val"
     split = tmp_path / layout
     split.mkdir(parents=True)
     for wnid in (CAT, DOG, INSECT):
