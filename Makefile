@@ -38,7 +38,8 @@ chapters: install
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
 	  start=$$(date +%s); \
-	  $(BIN)/papermill --no-progress-bar $$nb $(BUILD)/src/$$nb -p PROFILE $(PROFILE) || exit 1; \
+	  $(BIN)/papermill --no-progress-bar $$nb $(BUILD)/src/$$nb -p PROFILE $(PROFILE) \
+	    || { echo "== $$nb failed: the executed copy, error included, is $(BUILD)/src/$$nb"; exit 1; }; \
 	  echo "== $$nb took $$(( $$(date +%s) - start )) s"; \
 	done
 
