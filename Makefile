@@ -10,6 +10,9 @@ BIN := $(VENV)/bin
 BUILD := _build
 PROFILE ?= ci
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# The chapters run in a kernel of this virtualenv, registered under its own name so that no
+# other "python3" kernel on the machine is picked up instead.
+KERNEL := robustbook
 
 export ROBUSTUTILS_DATA ?= $(CURDIR)/data
 export ROBUSTUTILS_CACHE ?= $(CURDIR)/.cache/robustutils
@@ -20,11 +23,11 @@ export TQDM_MININTERVAL ?= 60
 
 # --isolated: ignore local pip configuration, so torch and torchvision come as a matching pair
 # from the package index (a machine-wide folder of CPU-only torch wheels breaks torchvision).
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip --isolated install --quiet --upgrade pip
 	$(BIN)/python -m pip --isolated install --quiet -e ".[book,test]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (robustbook)"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (robustbook)"
 	touch $@
 
 install: $(BIN)/.installed
@@ -38,7 +41,7 @@ chapters: install
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
 	  start=$$(date +%s); \
-	  $(BIN)/papermill --no-progress-bar $$nb $(BUILD)/src/$$nb -p PROFILE $(PROFILE) \
+	  $(BIN)/papermill --no-progress-bar -k $(KERNEL) $$nb $(BUILD)/src/$$nb -p PROFILE $(PROFILE) \
 	    || { echo "== $$nb failed: the executed copy, error included, is $(BUILD)/src/$$nb"; exit 1; }; \
 	  echo "== $$nb took $$(( $$(date +%s) - start )) s"; \
 	done
@@ -51,9 +54,9 @@ html: install
 test: install
 	rm -rf $(BUILD)/smoke && mkdir -p $(BUILD)/smoke
 	@for nb in $(NOTEBOOKS); do \
-	  $(BIN)/papermill --prepare-only $$nb $(BUILD)/smoke/$$(basename $$nb) -p PROFILE smoke || exit 1; \
+	  $(BIN)/papermill --prepare-only -k $(KERNEL) $$nb $(BUILD)/smoke/$$(basename $$nb) -p PROFILE smoke || exit 1; \
 	done
-	$(BIN)/pytest tests $(BUILD)/smoke --nbval-lax --durations=10
+	$(BIN)/pytest tests $(BUILD)/smoke --nbval-lax --nbval-kernel-name $(KERNEL) --durations=10
 
 clean:
 	rm -rf $(BUILD) .cache .pytest_cache .hypothesis
