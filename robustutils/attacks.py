@@ -84,6 +84,11 @@ def threat(norm: str):
     return THREATS[norm]
 
 
+def resolved_step_size(eps: float, steps: int, step_size: float | None) -> float:
+    """Return ``step_size``, or when it is None Madry et al.'s rule of thumb ``2.5 * eps / steps`` (pixel units)."""
+    return 2.5 * eps / steps if step_size is None else step_size
+
+
 def check_settings(eps, steps, step_size, norm, restarts) -> None:
     """Raise ``ValueError`` with the fix when an attack setting is out of range."""
     threat(norm)
@@ -174,7 +179,7 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     check_settings(eps, steps, step_size, norm, restarts)
     check_inputs(x, y)
     ball, loss_fn = threat(norm), loss_fn or cross_entropy
-    step_size = 2.5 * eps / steps if step_size is None else step_size
+    step_size = resolved_step_size(eps, steps, step_size)
     sign = -1.0 if targeted else 1.0
 
     def objective(x_in, y_in):
@@ -235,6 +240,6 @@ class PGD:
     def settings(self) -> dict:
         """Return the settings as plain values (the step size resolved), to print beside results."""
         out = dataclasses.asdict(self)
-        out["step_size"] = 2.5 * self.eps / self.steps if self.step_size is None else self.step_size
+        out["step_size"] = resolved_step_size(self.eps, self.steps, self.step_size)
         out["loss_fn"] = getattr(self.loss_fn or cross_entropy, "__name__", repr(self.loss_fn))
         return {"attack": "pgd", **out}

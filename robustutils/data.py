@@ -61,6 +61,11 @@ def mnist(train: bool = True, root=None, download: bool = True) -> tuple[torch.T
     return _to_unit(ds.data.unsqueeze(1)), ds.targets.long()
 
 
+def _cifar_tensors(ds: torchvision.datasets.CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision's CIFAR-10 (HWC uint8 array, label list) -> ``(x [N,3,32,32] in [0,1], y [N] int64)``."""
+    return _to_unit(torch.from_numpy(ds.data).permute(0, 3, 1, 2)), torch.tensor(ds.targets)
+
+
 def _read_cifar_batches(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read the original CIFAR-10 pickle batches in ``folder`` (any length per batch)."""
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
@@ -84,7 +89,7 @@ def cifar10(train: bool = True, root=None, download: bool = True) -> tuple[torch
     root = data_root(root)
     try:
         ds = torchvision.datasets.CIFAR10(root, train=train, download=False)
-        return _to_unit(torch.from_numpy(ds.data).permute(0, 3, 1, 2)), torch.tensor(ds.targets)
+        return _cifar_tensors(ds)
     except RuntimeError:
         pass  # not there, or a shortened copy whose md5 differs: try the direct reader below
     for folder in (root / "cifar-10-batches-py", root / "cifar-10-subset" / "cifar-10-batches-py"):
@@ -94,7 +99,7 @@ def cifar10(train: bool = True, root=None, download: bool = True) -> tuple[torch
         ds = torchvision.datasets.CIFAR10(root, train=train, download=download)
     except (RuntimeError, OSError) as err:
         raise _missing("CIFAR-10", root, f"{root}/cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}}", err) from err
-    return _to_unit(torch.from_numpy(ds.data).permute(0, 3, 1, 2)), torch.tensor(ds.targets)
+    return _cifar_tensors(ds)
 
 
 def restricted_imagenet_wnids() -> dict[str, int]:

@@ -28,7 +28,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
     An example counts as robust when it is classified correctly both clean and after ``attack``
     (the clean input is itself in the threat model's ball), so ``robust_acc <= clean_acc``.
     ``attack`` is any ``attack(model, x, y) -> x_adv``; with ``None`` only clean accuracy is measured.
-    Counts accumulate on the device and are read back once.
+    Counts accumulate on the device and are read back at the end, not per batch.
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"batch size mismatch: {x.shape[0]} inputs but {y.shape[0]} labels")
