@@ -19,6 +19,10 @@ export ROBUSTUTILS_CACHE ?= $(CURDIR)/.cache/robustutils
 # Progress bars inside executed chapters: at most one line a minute in the rendered book.
 export TQDM_MININTERVAL ?= 60
 
+# The independent attack of every robustness check. --no-deps: its metadata pins requests~=2.25,
+# which Sphinx refuses; it never imports requests (scipy, its one real need, is in pyproject.toml).
+TORCHATTACKS := torchattacks>=3.5.1,<4
+
 .PHONY: install book chapters html test clean
 
 # --isolated: ignore local pip configuration, so torch and torchvision come as a matching pair
@@ -27,6 +31,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip --isolated install --quiet --upgrade pip
 	$(BIN)/python -m pip --isolated install --quiet -e ".[book,test]"
+	$(BIN)/python -m pip --isolated install --quiet --no-deps "$(TORCHATTACKS)"
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (robustbook)"
 	touch $@
 

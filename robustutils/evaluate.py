@@ -2,6 +2,7 @@
 
 import torch
 
+from .attacks import PGD
 from .data import batches
 
 
@@ -47,3 +48,64 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
         result["robust_acc"] = robust.item() / n
         result["attack"] = attack.settings() if hasattr(attack, "settings") else repr(attack)
     return result
+
+
+def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, *,
+            batch_size: int = 500) -> dict:
+    """Run several attacks on the same examples; return each one's robust accuracy and the worst case.
+
+    Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "worst_acc", "attacks": {name: settings}}``:
+    an example counts towards ``worst_acc`` only when it is correct clean and under *every* attack,
+    the per-example minimum that AutoAttack reports. All accuracies are fractions in [0, 1].
+    """
+    if not attacks:
+        raise ValueError("compare needs at least one attack, e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}")
+    device = _model_device(model)
+    clean = torch.zeros((), dtype=torch.long, device=device)
+    worst = torch.zeros((), dtype=torch.long, device=device)
+    robust = {name: torch.zeros((), dtype=torch.long, device=device) for name in attacks}
+    for xb, yb in batches(x, y, batch_size):
+        xb, yb = xb.to(device), yb.to(device)
+        ok = predict(model, xb, batch_size) == yb
+        clean += ok.sum()
+        survived = ok.clone()
+        for name, attack in attacks.items():
+            ok_adv = ok & (predict(model, attack(model, xb, yb), batch_size) == yb)
+            robust[name] += ok_adv.sum()
+            survived &= ok_adv
+        worst += survived.sum()
+    n = len(y)
+    return {"n": n, "clean_acc": clean.item() / n, "robust_acc": {k: v.item() / n for k, v in robust.items()},
+            "worst_acc": worst.item() / n,
+            "attacks": {k: a.settings() if hasattr(a, "settings") else repr(a) for k, a in attacks.items()}}
+
+
+def overestimate_pp(result: dict, name: str) -> float:
+    """Return how far attack ``name`` overestimates robust accuracy in a :func:`compare` result:
+    its robust accuracy minus the worst case over all attacks, in percentage points (>= 0)."""
+    return 100 * (result["robust_acc"][name] - result["worst_acc"])
+
+
+def eps_sweep(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values, *, norm: str,
+              steps: int, batch_size: int = 500) -> list[float]:
+    """Return robust accuracy (fractions) under PGD-``steps`` in ``norm`` at each eps of ``eps_values``."""
+    return [evaluate(model, x, y, attack=PGD(eps=eps, steps=steps, norm=norm), batch_size=batch_size)["robust_acc"]
+            for eps in eps_values]
+
+
+def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str,
+                    steps: list[int], restarts: list[int], step_factors=(0.25, 4.0), batch_size: int = 500) -> list[dict]:
+    """Return robust accuracy under attacks of growing strength, one dict per attack:
+    FGSM; PGD-k for each k in ``steps``; PGD-10 with the step size times each of ``step_factors``;
+    PGD-10 with each number of ``restarts``. Keys: attack, steps, step_size (pixels), restarts, robust_acc."""
+    tried = [("FGSM", dict(steps=1, step_size=eps, random_start=False, use_best=False))]
+    tried += [(f"PGD-{k}", dict(steps=k)) for k in steps]
+    tried += [(f"PGD-10, step x{f:g}", dict(steps=10, step_size=f * 2.5 * eps / 10)) for f in step_factors]
+    tried += [(f"PGD-10, {r} restarts", dict(steps=10, restarts=r)) for r in restarts if r > 1]
+    rows = []
+    for name, kw in tried:
+        attack = PGD(eps=eps, norm=norm, **kw)
+        acc = evaluate(model, x, y, attack=attack, batch_size=batch_size)["robust_acc"]
+        s = attack.settings()
+        rows.append({"attack": name, "steps": s["steps"], "step_size": s["step_size"], "restarts": s["restarts"], "robust_acc": acc})
+    return rows

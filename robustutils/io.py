@@ -41,8 +41,11 @@ def _plain(value):
         return tuple(items) if isinstance(value, tuple) else items
     if hasattr(value, "tolist"):  # before the plain types: np.float64 is a float subclass
         return value.tolist()
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, bool):
         return value
+    for base in (int, float, str):  # subclasses too, e.g. torch.__version__ (a str subclass)
+        if isinstance(value, base):
+            return base(value)
     raise TypeError(f"checkpoint metadata must be plain data (numbers, strings, lists, dicts); got {type(value).__name__}")
 
 

@@ -55,13 +55,20 @@ def madry_mnist_cnn(num_classes: int = 10) -> Classifier:
     return mnist_cnn((32, 64), 1024, 5, num_classes)
 
 
-def cifar_cnn(channels=(32, 64), hidden: int = 256, num_classes: int = 10) -> Classifier:
-    """A small CIFAR-10 CNN for CPU profiles: two double-conv blocks, one hidden FC layer."""
+def cifar_cnn(channels=(32, 64), hidden: int = 256, convs_per_block: int = 2, num_classes: int = 10) -> Classifier:
+    """A small CIFAR-10 CNN for CPU profiles: two blocks of ``convs_per_block`` 3x3 conv-ReLU
+    layers, each block ending in a 2x2 max-pool, then one hidden fully connected layer."""
+    if convs_per_block < 1:
+        raise ValueError(f"convs_per_block must be >= 1; got {convs_per_block}")
     c1, c2 = channels
-    body = nn.Sequential(
-        nn.Conv2d(3, c1, 3, padding=1), nn.ReLU(), *_conv_block(c1, c1, 3),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), *_conv_block(c2, c2, 3),
-        nn.Flatten(), nn.Linear(c2 * 8 * 8, hidden), nn.ReLU())
+    layers, c_in = [], 3
+    for c_out in (c1, c2):
+        for _ in range(convs_per_block - 1):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU()]
+            c_in = c_out
+        layers += _conv_block(c_in, c_out, 3)
+        c_in = c_out
+    body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c2 * 8 * 8, hidden), nn.ReLU())
     return Classifier(body, nn.Linear(hidden, num_classes), CIFAR10_MEAN, CIFAR10_STD)
 
 

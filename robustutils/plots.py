@@ -82,3 +82,122 @@ def weights(models: dict[str, torch.Tensor]) -> plt.Figure:
     np.atleast_1d(axes)[-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --- Adversarial training and the trade-off (chapters 2 and 3) -----------------------------
+
+def _image(ax: plt.Axes, img: torch.Tensor, title: str = "", cmap: str = "gray") -> None:
+    img = img.detach().cpu()
+    ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap=cmap, vmin=0, vmax=1)
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def adversarial_examples(rows: dict[str, tuple[torch.Tensor, torch.Tensor]], labels: torch.Tensor) -> plt.Figure:
+    """Return a grid of images: one row per entry of ``rows`` (name -> (images [N, C, H, W] in [0, 1],
+    predicted labels [N])), one column per example; titles show the prediction, red when wrong."""
+    n = len(labels)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.5 * len(rows)), squeeze=False)
+    for r, (name, (images, preds)) in enumerate(rows.items()):
+        for c in range(n):
+            _image(axes[r, c], images[c], f"pred {int(preds[c])}")
+            axes[r, c].title.set_color("k" if int(preds[c]) == int(labels[c]) else "tab:red")
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def perturbations(deltas: dict[str, torch.Tensor]) -> plt.Figure:
+    """Return one row per entry (name -> perturbations [N, 1, H, W]): each drawn on a diverging map
+    scaled to its own largest absolute value (blue = darker, red = brighter)."""
+    n = len(next(iter(deltas.values())))
+    fig, axes = plt.subplots(len(deltas), n, figsize=(1.3 * n, 1.4 * len(deltas)), squeeze=False)
+    for r, (name, delta) in enumerate(deltas.items()):
+        for c in range(n):
+            d = delta[c, 0].detach().cpu()
+            scale = float(d.abs().max()) or 1.0
+            axes[r, c].imshow(d, cmap="RdBu_r", vmin=-scale, vmax=scale)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_eps(panels: dict[str, dict[str, tuple[list, list]]], ylabel: str = "accuracy under PGD") -> plt.Figure:
+    """Return one panel per threat model: ``panels[title][model name] = (eps values, accuracies)``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for name, (eps, acc) in curves.items():
+            ax.plot(eps, acc, "o-", label=name)
+        ax.set(title=title, xlabel=r"test $\varepsilon$", ylabel=ylabel, ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, list[dict]]) -> plt.Figure:
+    """Return clean and robust test accuracy per epoch (solid / dashed), one colour per model,
+    and the training eps as a fraction of its final value (right panel)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    for k, (name, history) in enumerate(histories.items()):
+        epochs = [row["epoch"] for row in history]
+        colour = f"C{k}"
+        left.plot(epochs, [row["test_clean_acc"] for row in history], "o-", color=colour, label=f"{name}: clean")
+        if history[0]["test_robust_acc"] is not None:
+            left.plot(epochs, [row["test_robust_acc"] for row in history], "s--", color=colour,
+                      label=f"{name}: robust (PGD-20)")
+            final = history[-1]["eps"] or 1.0
+            right.plot([0] + epochs, [0] + [row["eps"] / final for row in history], "o-", color=colour, label=name)
+    left.set(xlabel="epoch", ylabel="test accuracy", ylim=(-0.02, 1.02))
+    left.legend(fontsize=7)
+    right.set(xlabel="epoch (end of)", ylabel=r"training $\varepsilon$ / final $\varepsilon$", ylim=(-0.02, 1.05))
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_eps_train(panels: dict[str, tuple[list, list, list]]) -> plt.Figure:
+    """Return one panel per (dataset, norm): ``panels[title] = (eps_train, standard acc, robust acc)``,
+    robust accuracy measured at each model's own training eps (worst case over the attacks)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+    for ax, (title, (eps, standard, robust)) in zip(axes[0], panels.items()):
+        ax.plot(eps, standard, "o-", color=STANDARD, label="standard accuracy")
+        ax.plot(eps, robust, "s--", color=ROBUST, label=r"robust accuracy at $\varepsilon_{train}$")
+        ax.set(title=title, xlabel=r"training $\varepsilon$", ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("test accuracy")
+    axes[0, 0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_train_size(sizes: list[int], by_eps: dict[float, list[float]], norm: str = r"\ell_2") -> plt.Figure:
+    """Return standard test accuracy against training-set size, one line per training eps (Tsipras et al. Fig. 1)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for eps, acc in by_eps.items():
+        ax.plot(sizes, acc, "o-", label=f"$\\varepsilon_{{train}} = {eps:g}$" + (" (standard)" if eps == 0 else ""))
+    ax.set_xscale("log")
+    ax.set(xlabel="training-set size", ylabel="standard test accuracy", title=f"MNIST, ${norm}$ adversarial training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pareto(points: dict[str, tuple[float, float]], frontier: list[str], eps_label: str) -> plt.Figure:
+    """Return models as points (robust accuracy, standard accuracy) with the Pareto frontier drawn
+    through the names in ``frontier``; ``points[name] = (standard, robust)``."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, (standard, robust) in points.items():
+        marker = "D" if name.startswith("trades") else "o"
+        ax.plot(robust, standard, marker, ms=8, mfc="none", mew=1.5, label=name)
+    front = sorted((points[name][1], points[name][0]) for name in frontier)
+    ax.plot(*zip(*front), "k-", lw=0.8, label="Pareto frontier")
+    ax.set(xlabel=f"robust accuracy at {eps_label} (worst of PGD, APGD-CE, APGD-DLR)", ylabel="standard accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig

@@ -16,14 +16,79 @@ _TOY = {
     "mixture_q": [0.25, 0.5, 0.75], "lr": 0.05, "weight_decay": 0.0,
 }
 
+# The MNIST and CIFAR-10 training recipes (see robustutils.zoo) at each scale. The adversarial
+# training and trade-off chapters share them, so the trade-off chapter loads the models the
+# adversarial-training chapter trained, and later chapters load both.
+_MNIST = {
+    "smoke": {"dataset": "mnist", "arch": "mnist_cnn", "arch_kwargs": {"channels": [8, 16], "hidden": 32},
+              "n_train": 1_000, "epochs": 1, "lr": 6e-3, "eps_ramp": 0.4, "monitor_n": 100},
+    "ci": {"dataset": "mnist", "arch": "mnist_cnn", "arch_kwargs": {"channels": [16, 32], "hidden": 128},
+           "n_train": 10_000, "epochs": 3, "lr": 6e-3, "eps_ramp": 0.4, "monitor_n": 200},
+    "full": {"dataset": "mnist", "arch": "madry_mnist_cnn", "arch_kwargs": {},
+             "n_train": None, "epochs": 20, "lr": 2e-3, "eps_ramp": 0.3, "monitor_n": 2_000},
+}
+_MNIST_ATTACK = {"smoke": {"steps": 2}, "ci": {"steps": 4}, "full": {"steps": 10}}
+_CIFAR = {
+    "smoke": {"dataset": "cifar10", "arch": "cifar_cnn",
+              "arch_kwargs": {"channels": [8, 16], "hidden": 32, "convs_per_block": 1},
+              "n_train": 500, "epochs": 1, "lr": 4e-3},
+    "ci": {"dataset": "cifar10", "arch": "cifar_cnn",
+           "arch_kwargs": {"channels": [16, 32], "hidden": 128, "convs_per_block": 1},
+           "n_train": None, "epochs": 4, "lr": 4e-3},
+    "full": {"dataset": "cifar10", "arch": "preact_resnet18", "arch_kwargs": {},
+             "n_train": None, "epochs": 30, "optimizer": "sgd", "lr": 0.2, "weight_decay": 5e-4},
+}
+# CPU profiles train CIFAR-10 with FGSM plus random start (Wong et al. 2020); full uses PGD-7.
+_CIFAR_ATTACK = {"smoke": {"steps": 1, "step_factor": 1.25}, "ci": {"steps": 1, "step_factor": 1.25},
+                 "full": {"steps": 7, "step_factor": None}}
+# Every robust accuracy is measured by PGD and re-checked by APGD-CE and APGD-DLR (torchattacks).
+# full: Madry et al.'s strongest white-box figure is PGD-100 with 20 restarts. The evaluation PGD's
+# step is eps / 4 whatever the number of steps (the iterate with the highest loss is kept): the
+# default 2.5 eps / steps left l2 PGD-40 up to 10 points above APGD on the ci models.
+_EVAL = {"smoke": {"n_test": 100, "n_sweep": 100, "sweep_steps": 5,
+                   "suite": {"pgd_steps": 10, "pgd_restarts": 1, "apgd_steps": 10, "pgd_step_factor": 0.25}},
+         "ci": {"n_test": 400, "n_sweep": 300, "sweep_steps": 10,
+                "suite": {"pgd_steps": 40, "pgd_restarts": 1, "apgd_steps": 25, "pgd_step_factor": 0.25}},
+         "full": {"n_test": 10_000, "n_sweep": 2_000, "sweep_steps": 40,
+                  "suite": {"pgd_steps": 100, "pgd_restarts": 20, "apgd_steps": 100, "pgd_step_factor": 0.25}}}
+_SWEEPS = {"linf_sweep": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4], "l2_sweep": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]}
+_GRIDS = {"mnist_linf": [0.0, 0.1, 0.2, 0.3], "mnist_l2": [0.0, 1.0, 2.0, 3.0],
+          "cifar_linf": [0.0, 2 / 255, 4 / 255, 8 / 255], "cifar_l2": [0.0, 0.25, 0.5, 1.0]}
+
+
+def _advtrain(profile: str) -> dict:
+    return {"mnist": _MNIST[profile], "attack": _MNIST_ATTACK[profile], "eval": _EVAL[profile],
+            "robust_linf": 0.3, "robust_l2": 2.0, **_SWEEPS,
+            "strength_steps": {"smoke": [1, 5, 10], "ci": [1, 5, 10, 40], "full": [1, 5, 10, 40, 100, 200]}[profile],
+            "strength_restarts": {"smoke": [1, 2], "ci": [1, 5], "full": [1, 5, 20]}[profile],
+            "assert_claims": profile != "smoke"}
+
+
+def _tradeoff(profile: str) -> dict:
+    return {"mnist": _MNIST[profile], "mnist_attack": _MNIST_ATTACK[profile],
+            "cifar": _CIFAR[profile], "cifar_attack": _CIFAR_ATTACK[profile], "eval": _EVAL[profile], **_GRIDS,
+            "lowdata_sizes": {"smoke": [100, 300], "ci": [250, 1_000, 4_000], "full": [250, 1_000, 4_000, 16_000, 60_000]}[profile],
+            "lowdata_eps": [0.0, 0.5, 1.5],
+            "lowdata_images": {"smoke": 1_000, "ci": 8_000, "full": 240_000}[profile],
+            "lowdata_n_test": {"smoke": 200, "ci": 2_000, "full": 10_000}[profile],
+            "trades_eps": 0.3, "trades_betas": {"smoke": [1.0], "ci": [1.0, 6.0], "full": [0.5, 1.0, 3.0, 6.0, 12.0]}[profile],
+            "assert_claims": profile != "smoke"}
+
+
 PROFILES: dict[str, dict[str, dict]] = {
     "smoke": {
+        "advtrain": _advtrain("smoke"),
+        "tradeoff": _tradeoff("smoke"),
         "toy": {**_TOY, "n_sweep": 1_000, "n_test": 2_000, "n_train": 1_000, "steps": 200},
     },
     "ci": {
+        "advtrain": _advtrain("ci"),
+        "tradeoff": _tradeoff("ci"),
         "toy": {**_TOY, "n_sweep": 10_000, "n_test": 20_000, "n_train": 5_000, "steps": 400},
     },
     "full": {
+        "advtrain": _advtrain("full"),
+        "tradeoff": _tradeoff("full"),
         "toy": {**_TOY, "n_sweep": 50_000, "n_test": 200_000, "n_train": 20_000, "steps": 1_000},
     },
 }

@@ -62,31 +62,41 @@ def _epoch_batches(train_data, batch_size: int, device: torch.device, generator:
             yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
 
 
-def train_step(model, optimizer, x, y, attack=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One gradient step on ``attack(model, x, y)`` (or ``x``); return (summed loss, correct count) on the device."""
+def madry_loss(model, x, y, attack=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Madry et al.'s objective: mean cross-entropy (nats) on ``attack(model, x, y)`` (or ``x``).
+
+    Return (loss, logits of the inputs trained on). Any ``loss(model, x, y, attack)`` with this
+    contract can replace it in :func:`fit`, e.g. :class:`robustutils.trades.TradesLoss`.
+    """
     if attack is not None:
         x = attack(model, x, y)
     model.train()
     logits = model(x)
-    loss = F.cross_entropy(logits, y)
+    return F.cross_entropy(logits, y), logits
+
+
+def train_step(model, optimizer, x, y, attack=None, loss=madry_loss) -> tuple[torch.Tensor, torch.Tensor]:
+    """One gradient step on ``loss(model, x, y, attack)``; return (summed loss, correct count) on the device."""
+    value, logits = loss(model, x, y, attack)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    value.backward()
     optimizer.step()
-    return loss.detach() * len(y), (logits.argmax(1) == y).sum()
+    return value.detach() * len(y), (logits.argmax(1) == y).sum()
 
 
 def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 128, attack=None,
         optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0,
-        schedule: str = "onecycle", eps_ramp: float = 0.0, test_data=None, eval_attack=None,
-        seed: int = 0, progress: bool = True) -> list[dict]:
+        schedule: str = "onecycle", eps_ramp: float = 0.0, loss=madry_loss, test_data=None,
+        eval_attack=None, seed: int = 0, progress: bool = True) -> list[dict]:
     """Train ``model`` in place; return its history, one dict per epoch.
 
     ``train_data`` is ``(x, y)`` tensors (moved whole to the model's device) or a DataLoader.
     ``attack(model, x, y)`` makes the training inputs (``None``: standard training); ``eps_ramp``
-    needs an attack with ``.scaled(factor)`` such as :class:`robustutils.attacks.PGD`.
+    needs an attack with ``.scaled(factor)`` such as :class:`robustutils.attacks.PGD`. ``loss``
+    is the training objective (default :func:`madry_loss`; TRADES: ``trades.TradesLoss(beta)``).
     With ``test_data=(x, y)`` each epoch also records clean accuracy and robust accuracy under
     ``eval_attack`` (default: ``attack`` at full eps). History keys: epoch, lr, eps, train_loss
-    (mean cross-entropy, nats), train_acc (on the inputs trained on), time_s, test_clean_acc,
+    (mean training loss, nats), train_acc (on the inputs the loss scores), time_s, test_clean_acc,
     test_robust_acc (fractions in [0, 1], or None).
     """
     if epochs < 1 or batch_size < 1:
@@ -111,7 +121,7 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
         start = time.perf_counter()
         bar = tqdm(_epoch_batches(train_data, batch_size, device, generator), total=steps_per_epoch,
                    desc=f"epoch {epoch}/{epochs}", disable=not progress, file=sys.stdout, leave=False)
-        loss_sum, correct, seen = _run_epoch(model, opt, sched, bar, attack, eps_ramp, step, total)
+        loss_sum, correct, seen = _run_epoch(model, opt, sched, bar, attack, loss, eps_ramp, step, total)
         step += steps_per_epoch
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"],
                "eps": getattr(attack, "eps", 0.0) * eps_factor(step, total, eps_ramp),
@@ -126,13 +136,13 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
     return history
 
 
-def _run_epoch(model, optimizer, scheduler, batch_iter, attack, eps_ramp: float, step: int, total: int):
+def _run_epoch(model, optimizer, scheduler, batch_iter, attack, loss, eps_ramp: float, step: int, total: int):
     """Train on every batch of ``batch_iter``; return (summed loss, correct, seen) read back once."""
     loss_sum = correct = 0
     seen = 0
     for xb, yb in batch_iter:
         step_attack = attack.scaled(eps_factor(step, total, eps_ramp)) if eps_ramp > 0 else attack
-        batch_loss, batch_correct = train_step(model, optimizer, xb, yb, step_attack)
+        batch_loss, batch_correct = train_step(model, optimizer, xb, yb, step_attack, loss)
         loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(yb)
         scheduler.step()
         step += 1

@@ -150,6 +150,12 @@ def test_numpy_and_torch_scalars_in_meta_are_stored_as_plain_numbers(tmp_path):
     assert all(type(v) in (float, int, list) for v in loaded.values())
 
 
+def test_subclasses_of_plain_types_in_meta_are_stored_as_their_base_type(tmp_path):
+    # torch.__version__ is a TorchVersion, a str subclass that weights_only loading refuses.
+    _, loaded = io.load(io.save(small_model(), tmp_path / "model.pt", meta={"torch": torch.__version__}))
+    assert loaded == {"torch": str(torch.__version__)} and type(loaded["torch"]) is str
+
+
 def test_meta_that_is_not_plain_data_is_refused_at_save(tmp_path):
     with pytest.raises(TypeError, match="checkpoint metadata must be plain data"):
         io.save(small_model(), tmp_path / "model.pt", meta={"model": object()})

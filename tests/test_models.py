@@ -88,3 +88,14 @@ def test_profile_config_is_a_fresh_deep_copy():
             cfg = profiles.config(name, chapter)
             assert cfg == section and cfg is not section
             assert all(cfg[k] is not v for k, v in section.items() if isinstance(v, (list, dict)))
+
+
+def test_cifar_cnn_with_one_conv_per_block_is_smaller_and_same_shaped():
+    runtime.set_seed(0)
+    one = models.build("cifar_cnn", channels=(16, 32), hidden=128, convs_per_block=1)
+    two = models.build("cifar_cnn", channels=(16, 32), hidden=128)
+    x = torch.rand(2, 3, 32, 32)
+    assert one(x).shape == two(x).shape == (2, 10)
+    assert sum(p.numel() for p in one.parameters()) < sum(p.numel() for p in two.parameters())
+    with pytest.raises(ValueError, match="convs_per_block must be >= 1"):
+        models.cifar_cnn(convs_per_block=0)

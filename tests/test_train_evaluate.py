@@ -145,3 +145,33 @@ def test_same_seed_same_history_and_weights(small_train):
     assert history_a == history_b
     assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
     assert history_c != history_a  # the seed does reach the shuffling and the random starts
+
+
+# --- sweeps, attack strength, custom training losses -------------------------------------
+
+def test_eps_sweep_starts_at_clean_accuracy_and_falls(mnist_model, mnist_eval):
+    x, y = mnist_eval
+    acc = evaluate.eps_sweep(mnist_model, x, y, [0.0, 0.05, 0.15, 0.3], norm="linf", steps=10)
+    assert acc[0] == evaluate.evaluate(mnist_model, x, y)["clean_acc"]
+    assert acc[-1] < acc[1] < acc[0] and acc[-1] <= 0.05
+
+
+def test_attack_strength_lists_every_attack_and_single_steps_are_weakest(mnist_model, mnist_eval):
+    x, y = mnist_eval
+    rows = evaluate.attack_strength(mnist_model, x, y, eps=0.1, norm="linf", steps=[5, 20], restarts=[1, 3])
+    names = [r["attack"] for r in rows]
+    assert names == ["FGSM", "PGD-5", "PGD-20", "PGD-10, step x0.25", "PGD-10, step x4", "PGD-10, 3 restarts"]
+    acc = {r["attack"]: r["robust_acc"] for r in rows}
+    assert acc["FGSM"] >= acc["PGD-20"] and acc["PGD-10, step x0.25"] >= acc["PGD-20"]
+    assert rows[0]["step_size"] == pytest.approx(0.1) and rows[-1]["restarts"] == 3
+
+
+def test_fit_accepts_any_loss_with_the_madry_contract(small_train):
+    calls = []
+
+    def counting_loss(model, x, y, attack):
+        calls.append(len(y))
+        return train.madry_loss(model, x, y, attack)
+
+    train.fit(small_model(), small_train, epochs=1, batch_size=250, loss=counting_loss, progress=False)
+    assert calls == [250, 250, 250, 250]

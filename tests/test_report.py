@@ -1,0 +1,30 @@
+"""Tables and summaries of results."""
+
+from hypothesis import given, strategies as st
+
+from robustutils import report
+
+
+def test_markdown_table_formats_and_marks_missing_values():
+    text = report.markdown_table([{"m": "a", "acc": 0.5}, {"m": "b"}], {"m": "model", "acc": "accuracy"}, {"acc": ".1%"})
+    assert text.splitlines() == ["| model | accuracy |", "|---|---|", "| a | 50.0% |", "| b | – |"]
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = {"a": (0.99, 0.0), "b": (0.97, 0.6), "c": (0.96, 0.5), "d": (0.90, 0.8)}
+    assert report.pareto_front(points) == ["a", "b", "d"]
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=8))
+def test_no_point_off_the_front_beats_a_point_on_it(pairs):
+    points = {str(i): p for i, p in enumerate(pairs)}
+    front = report.pareto_front(points)
+    assert front, "a non-empty set has a non-empty front"
+    for name in front:
+        assert not any(q[0] >= points[name][0] and q[1] >= points[name][1] and q != points[name] for q in points.values())
+
+
+def test_is_non_increasing_allows_the_stated_noise():
+    assert report.is_non_increasing([0.99, 0.98, 0.985, 0.97], tolerance=0.01)
+    assert not report.is_non_increasing([0.99, 0.98, 0.995], tolerance=0.01)
+    assert report.is_non_increasing([], 0.0) and report.is_non_increasing([0.5], 0.0)
