@@ -1,9 +1,11 @@
 """Where the computation runs, and how it is made repeatable."""
 
 import random
+import sys
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -21,3 +23,9 @@ def set_seed(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def progress(iterable, desc: str, total: int | None = None):
+    """Wrap ``iterable`` in a tqdm bar written to stdout, so that it lands in a chapter's output
+    (where ``TQDM_MININTERVAL``, set by ``make book``, keeps it to a line a minute)."""
+    return tqdm(iterable, desc=desc, total=total, file=sys.stdout)

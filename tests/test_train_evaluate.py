@@ -175,3 +175,9 @@ def test_fit_accepts_any_loss_with_the_madry_contract(small_train):
 
     train.fit(small_model(), small_train, epochs=1, batch_size=250, loss=counting_loss, progress=False)
     assert calls == [250, 250, 250, 250]
+
+
+def test_progress_yields_every_item_and_writes_to_stdout(capsys):
+    assert list(runtime.progress(range(3), "items")) == [0, 1, 2]
+    captured = capsys.readouterr()
+    assert "items" in captured.out and captured.err == ""
