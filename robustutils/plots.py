@@ -201,3 +201,31 @@ def pareto(points: dict[str, tuple[float, float]], frontier: list[str], eps_labe
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+# --- What robust models see (chapter 4) ----------------------------------------------------
+
+def image_rows(rows: dict[str, torch.Tensor], col_titles: list[str] | None = None, size: float = 1.1,
+               signed: tuple[str, ...] = ()) -> plt.Figure:
+    """Return a grid with one row of images per entry (name -> [N, C, H, W]): images in [0, 1];
+    the rows named in ``signed`` are single-channel maps in [-1, 1], drawn blue (negative) to red."""
+    n = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), n, figsize=(size * n, size * len(rows) + 0.3), squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(images):
+                ax.axis("off")
+                continue
+            img = images[c].detach().cpu()
+            if name in signed:
+                ax.imshow(img[0], cmap="bwr", vmin=-1, vmax=1)
+            else:
+                _image(ax, img)
+            if r == 0 and col_titles:
+                ax.set_title(col_titles[c], fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig

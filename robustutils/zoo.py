@@ -10,6 +10,7 @@ Chapters that follow reuse the models of earlier ones by asking for the same rec
 import functools
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -20,13 +21,15 @@ from .runtime import pick_device, set_seed
 
 # Bump when a change to the library changes what a recipe trains, so that old caches are not reused.
 FORMAT = 1
-DATASETS = ("mnist", "cifar10")
+DATASETS = ("mnist", "cifar10", "restricted_imagenet")
 
 DEFAULTS = {
     "dataset": "mnist", "n_train": None, "arch": "mnist_cnn", "arch_kwargs": {},
     "epochs": 1, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
     "schedule": "onecycle", "attack": None, "eps_ramp": 0.0, "trades_beta": None,
     "monitor_n": 0, "seed": 0,
+    # Restricted ImageNet only (read lazily from image folders): image side and training split.
+    "image_size": 224, "train_split": "train",
 }
 
 
@@ -74,9 +77,30 @@ def _split(dataset: str, train_split: bool) -> tuple[torch.Tensor, torch.Tensor]
     return data.mnist(train_split) if dataset == "mnist" else data.cifar10(train_split)
 
 
-def dataset(rec: dict, train_split: bool = True, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(x, y)`` of the recipe's dataset: the training set (a seeded random subset of
-    ``n_train``) or the first ``n`` test examples. Images in [0, 1], on the CPU."""
+def _imagenet(rec: dict, train_split: bool, n: int | None):
+    """Restricted ImageNet: a shuffling DataLoader over the training folder, or the first ``n``
+    validation images stacked into tensors."""
+    split = rec["train_split"] if train_split else "val"
+    folder = data.restricted_imagenet(split, size=rec["image_size"], transform=None if train_split else
+                                      data.imagenet_transform(False, rec["image_size"]))
+    if not train_split:
+        items = [folder[i] for i in range(min(n or len(folder), len(folder)))]
+        return torch.stack([im for im, _ in items]), torch.tensor([label for _, label in items])
+    generator = torch.Generator().manual_seed(rec["seed"])
+    if rec["n_train"] is not None:
+        pick = torch.randperm(len(folder), generator=generator)[: rec["n_train"]].tolist()
+        folder = torch.utils.data.Subset(folder, pick)
+    workers = min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+    return torch.utils.data.DataLoader(folder, batch_size=rec["batch_size"], shuffle=True, generator=generator,
+                                       num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=False)
+
+
+def dataset(rec: dict, train_split: bool = True, n: int | None = None):
+    """Return the recipe's data: the training set (a seeded random subset of ``n_train``) or the
+    first ``n`` test examples, as ``(x, y)`` tensors in [0, 1] on the CPU. Restricted ImageNet's
+    training set is a DataLoader instead (it does not fit in memory)."""
+    if rec["dataset"] == "restricted_imagenet":
+        return _imagenet(rec, train_split, n)
     x, y = _split(rec["dataset"], train_split)
     if train_split:
         return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))

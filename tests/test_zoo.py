@@ -84,3 +84,22 @@ def test_robustness_is_cached_per_model_attacks_and_size(data_dir, tmp_path, mon
     assert zoo.robustness(TINY, model, suite, 40, root=tmp_path) == first
     with pytest.raises(AssertionError, match="must not run again"):
         zoo.robustness(TINY, model, suite, 41, root=tmp_path)
+
+
+def test_restricted_imagenet_recipes_train_from_image_folders(imagenet_sample_dir, tmp_path):
+    # The full profile's code path, at toy scale: the sample's val images as a training folder.
+    rec = zoo.recipe(dataset="restricted_imagenet", train_split="val", n_train=12, image_size=64, batch_size=6,
+                     arch="resnet50", arch_kwargs={"num_classes": 9}, epochs=1, lr=1e-3)
+    loader = zoo.dataset(rec)
+    xb, yb = next(iter(loader))
+    assert xb.shape == (6, 3, 64, 64) and 0 <= xb.min() and xb.max() <= 1 and yb.max() < 9
+    model, meta = zoo.get(rec, "cpu", progress=False, root=tmp_path)
+    assert len(meta["history"]) == 1 and meta["history"][0]["train_loss"] > 0
+    x, y = zoo.dataset(rec, train_split=False, n=4)
+    assert x.shape == (4, 3, 64, 64) and model(x).shape == (4, 9)
+
+
+def test_the_full_profile_names_a_complete_restricted_imagenet_recipe():
+    rec = zoo.recipe(profiles.config("full", "features")["imagenet"])
+    assert rec["arch"] == "resnet50" and rec["attack"]["norm"] == "l2" and zoo.training_attack(rec).eps == 3.0
+    assert profiles.config("ci", "features")["imagenet"] is None
