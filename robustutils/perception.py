@@ -88,5 +88,6 @@ def edge_energy_share(grad: torch.Tensor, x: torch.Tensor, top: float = 0.2) -> 
     scores about ``top``."""
     energy = grad.pow(2).sum(1).flatten(1)
     edges = sobel_edges(x).flatten(1)
-    on_edges = edges >= torch.quantile(edges, 1 - top, dim=1, keepdim=True)
+    k = max(1, round(top * edges.shape[1]))  # exactly k pixels, even where many edges tie at 0
+    on_edges = torch.zeros_like(edges).scatter_(1, edges.topk(k, dim=1).indices, 1.0)
     return (energy * on_edges).sum(1) / energy.sum(1).clamp_min(1e-30)

@@ -39,6 +39,9 @@ def test_edge_alignment_ranks_an_edge_aligned_map_above_noise():
     noise = torch.randn(8, 1, 28, 28, generator=gen)
     aligned, random = perception.edge_alignment(on_edges, x), perception.edge_alignment(noise, x)
     assert (aligned > 0.9).all() and (random.abs() < 0.3).all()
+    share_aligned = perception.edge_energy_share(on_edges, x)
+    share_random = perception.edge_energy_share(noise, x)
+    assert (share_aligned > 0.95).all() and (share_random - 0.2).abs().max() < 0.15, (share_aligned, share_random)
 
 
 def test_toward_reaches_targets_within_eps_and_target_rate_counts_them(mnist_model, mnist_eval):
