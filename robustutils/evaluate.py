@@ -22,44 +22,18 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 500) -> t
         model.train(was_training)
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack=None,
-             batch_size: int = 500) -> dict:
-    """Return ``{"n", "clean_acc", "robust_acc", "attack"}``: accuracies as fractions in [0, 1].
+def _settings(attack):
+    return attack.settings() if hasattr(attack, "settings") else repr(attack)
 
-    An example counts as robust when it is classified correctly both clean and after ``attack``
-    (the clean input is itself in the threat model's ball), so ``robust_acc <= clean_acc``.
-    ``attack`` is any ``attack(model, x, y) -> x_adv``; with ``None`` only clean accuracy is measured.
-    Counts accumulate on the device and are read back at the end, not per batch.
+
+def _count(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, batch_size: int):
+    """Return (clean accuracy, {name: robust accuracy}, worst-case accuracy), fractions in [0, 1].
+
+    Clean predictions are made once per batch for all attacks; counts accumulate on the device
+    and are read back at the end, not per batch.
     """
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"batch size mismatch: {x.shape[0]} inputs but {y.shape[0]} labels")
-    device = _model_device(model)
-    clean = torch.zeros((), dtype=torch.long, device=device)
-    robust = torch.zeros((), dtype=torch.long, device=device)
-    for xb, yb in batches(x, y, batch_size):
-        xb, yb = xb.to(device), yb.to(device)
-        ok = predict(model, xb, batch_size) == yb
-        clean += ok.sum()
-        if attack is not None:
-            robust += (ok & (predict(model, attack(model, xb, yb), batch_size) == yb)).sum()
-    n = len(y)
-    result = {"n": n, "clean_acc": clean.item() / n, "robust_acc": None, "attack": None}
-    if attack is not None:
-        result["robust_acc"] = robust.item() / n
-        result["attack"] = attack.settings() if hasattr(attack, "settings") else repr(attack)
-    return result
-
-
-def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, *,
-            batch_size: int = 500) -> dict:
-    """Run several attacks on the same examples; return each one's robust accuracy and the worst case.
-
-    Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "worst_acc", "attacks": {name: settings}}``:
-    an example counts towards ``worst_acc`` only when it is correct clean and under *every* attack,
-    the per-example minimum that AutoAttack reports. All accuracies are fractions in [0, 1].
-    """
-    if not attacks:
-        raise ValueError("compare needs at least one attack, e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}")
     device = _model_device(model)
     clean = torch.zeros((), dtype=torch.long, device=device)
     worst = torch.zeros((), dtype=torch.long, device=device)
@@ -75,9 +49,35 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
             survived &= ok_adv
         worst += survived.sum()
     n = len(y)
-    return {"n": n, "clean_acc": clean.item() / n, "robust_acc": {k: v.item() / n for k, v in robust.items()},
-            "worst_acc": worst.item() / n,
-            "attacks": {k: a.settings() if hasattr(a, "settings") else repr(a) for k, a in attacks.items()}}
+    return clean.item() / n, {k: v.item() / n for k, v in robust.items()}, worst.item() / n
+
+
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack=None,
+             batch_size: int = 500) -> dict:
+    """Return ``{"n", "clean_acc", "robust_acc", "attack"}``: accuracies as fractions in [0, 1].
+
+    An example counts as robust when it is classified correctly both clean and after ``attack``
+    (the clean input is itself in the threat model's ball), so ``robust_acc <= clean_acc``.
+    ``attack`` is any ``attack(model, x, y) -> x_adv``; with ``None`` only clean accuracy is measured.
+    """
+    clean, robust, _ = _count(model, x, y, {} if attack is None else {"attack": attack}, batch_size)
+    return {"n": len(y), "clean_acc": clean, "robust_acc": robust.get("attack"),
+            "attack": None if attack is None else _settings(attack)}
+
+
+def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, *,
+            batch_size: int = 500) -> dict:
+    """Run several attacks on the same examples; return each one's robust accuracy and the worst case.
+
+    Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "worst_acc", "attacks": {name: settings}}``:
+    an example counts towards ``worst_acc`` only when it is correct clean and under *every* attack,
+    the per-example minimum that AutoAttack reports. All accuracies are fractions in [0, 1].
+    """
+    if not attacks:
+        raise ValueError("compare needs at least one attack, e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}")
+    clean, robust, worst = _count(model, x, y, attacks, batch_size)
+    return {"n": len(y), "clean_acc": clean, "robust_acc": robust, "worst_acc": worst,
+            "attacks": {k: _settings(a) for k, a in attacks.items()}}
 
 
 def overestimate_pp(result: dict, name: str) -> float:
@@ -89,8 +89,9 @@ def overestimate_pp(result: dict, name: str) -> float:
 def eps_sweep(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values, *, norm: str,
               steps: int, batch_size: int = 500) -> list[float]:
     """Return robust accuracy (fractions) under PGD-``steps`` in ``norm`` at each eps of ``eps_values``."""
-    return [evaluate(model, x, y, attack=PGD(eps=eps, steps=steps, norm=norm), batch_size=batch_size)["robust_acc"]
-            for eps in eps_values]
+    attacks = {i: PGD(eps=eps, steps=steps, norm=norm) for i, eps in enumerate(eps_values)}
+    _, robust, _ = _count(model, x, y, attacks, batch_size)
+    return [robust[i] for i in attacks]
 
 
 def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str,
@@ -98,14 +99,11 @@ def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     """Return robust accuracy under attacks of growing strength, one dict per attack:
     FGSM; PGD-k for each k in ``steps``; PGD-10 with the step size times each of ``step_factors``;
     PGD-10 with each number of ``restarts``. Keys: attack, steps, step_size (pixels), restarts, robust_acc."""
-    tried = [("FGSM", dict(steps=1, step_size=eps, random_start=False, use_best=False))]
-    tried += [(f"PGD-{k}", dict(steps=k)) for k in steps]
-    tried += [(f"PGD-10, step x{f:g}", dict(steps=10, step_size=f * 2.5 * eps / 10)) for f in step_factors]
-    tried += [(f"PGD-10, {r} restarts", dict(steps=10, restarts=r)) for r in restarts if r > 1]
-    rows = []
-    for name, kw in tried:
-        attack = PGD(eps=eps, norm=norm, **kw)
-        acc = evaluate(model, x, y, attack=attack, batch_size=batch_size)["robust_acc"]
-        s = attack.settings()
-        rows.append({"attack": name, "steps": s["steps"], "step_size": s["step_size"], "restarts": s["restarts"], "robust_acc": acc})
-    return rows
+    tried = {"FGSM": dict(steps=1, step_size=eps, random_start=False, use_best=False)}
+    tried |= {f"PGD-{k}": dict(steps=k) for k in steps}
+    tried |= {f"PGD-10, step x{f:g}": dict(steps=10, step_size=f * 2.5 * eps / 10) for f in step_factors}
+    tried |= {f"PGD-10, {r} restarts": dict(steps=10, restarts=r) for r in restarts if r > 1}
+    attacks = {name: PGD(eps=eps, norm=norm, **kw) for name, kw in tried.items()}
+    _, robust, _ = _count(model, x, y, attacks, batch_size)
+    return [{"attack": name, "steps": a.settings()["steps"], "step_size": a.settings()["step_size"],
+             "restarts": a.restarts, "robust_acc": robust[name]} for name, a in attacks.items()]

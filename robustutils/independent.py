@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from .attacks import check_inputs, check_settings
+from .attacks import PGD, check_inputs, check_settings
 
 LOSSES = ("ce", "dlr")
 _NORM_NAMES = {"linf": "Linf", "l2": "L2"}
@@ -81,8 +81,6 @@ def suite(eps: float, norm: str, pgd_steps: int, apgd_steps: int, pgd_restarts: 
     """Return the book's standard evaluation: our PGD (``pgd_steps`` steps, ``pgd_restarts`` random
     starts, step ``pgd_step_factor * eps`` or by default ``2.5 * eps / pgd_steps``) beside the
     independent APGD-CE and APGD-DLR, keyed by :func:`pgd_key`, ``apgd-ce`` and ``apgd-dlr``."""
-    from .attacks import PGD
-
     step = None if pgd_step_factor is None else pgd_step_factor * eps
     pgd = PGD(eps=eps, steps=pgd_steps, step_size=step, norm=norm, restarts=pgd_restarts)
     return {pgd_key(pgd_steps, pgd_restarts): pgd, **apgd_pair(eps, norm, apgd_steps)}

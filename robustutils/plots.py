@@ -108,23 +108,6 @@ def adversarial_examples(rows: dict[str, tuple[torch.Tensor, torch.Tensor]], lab
     return fig
 
 
-def perturbations(deltas: dict[str, torch.Tensor]) -> plt.Figure:
-    """Return one row per entry (name -> perturbations [N, 1, H, W]): each drawn on a diverging map
-    scaled to its own largest absolute value (blue = darker, red = brighter)."""
-    n = len(next(iter(deltas.values())))
-    fig, axes = plt.subplots(len(deltas), n, figsize=(1.3 * n, 1.4 * len(deltas)), squeeze=False)
-    for r, (name, delta) in enumerate(deltas.items()):
-        for c in range(n):
-            d = delta[c, 0].detach().cpu()
-            scale = float(d.abs().max()) or 1.0
-            axes[r, c].imshow(d, cmap="RdBu_r", vmin=-scale, vmax=scale)
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-        axes[r, 0].set_ylabel(name, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def accuracy_vs_eps(panels: dict[str, dict[str, tuple[list, list]]], ylabel: str = "accuracy under PGD") -> plt.Figure:
     """Return one panel per threat model: ``panels[title][model name] = (eps values, accuracies)``."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)

@@ -1,5 +1,7 @@
 """Tables of results for the chapters: Markdown text (the book renders it), and small summaries."""
 
+from .evaluate import overestimate_pp
+
 
 def _cell(value, fmt: str) -> str:
     if value is None:
@@ -27,3 +29,11 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
 def is_non_increasing(values: list[float], tolerance: float) -> bool:
     """Return whether each value is at most ``tolerance`` above the one before it."""
     return all(b <= a + tolerance for a, b in zip(values, values[1:]))
+
+
+def robustness_row(model: str, threat: str, result: dict, reference: str) -> dict:
+    """Return one table row of a :func:`robustutils.evaluate.compare` result: model, threat, clean,
+    each attack's robust accuracy, the worst case, and ``gap``, how far attack ``reference``
+    overestimates the worst case (percentage points)."""
+    return {"model": model, "threat": threat, "clean": result["clean_acc"], **result["robust_acc"],
+            "worst": result["worst_acc"], "gap": overestimate_pp(result, reference)}

@@ -1,5 +1,6 @@
 """Tables and summaries of results."""
 
+import pytest
 from hypothesis import given, strategies as st
 
 from robustutils import report
@@ -28,3 +29,10 @@ def test_is_non_increasing_allows_the_stated_noise():
     assert report.is_non_increasing([0.99, 0.98, 0.985, 0.97], tolerance=0.01)
     assert not report.is_non_increasing([0.99, 0.98, 0.995], tolerance=0.01)
     assert report.is_non_increasing([], 0.0) and report.is_non_increasing([0.5], 0.0)
+
+
+def test_robustness_row_flattens_a_comparison_and_measures_the_gap():
+    result = {"n": 10, "clean_acc": 0.9, "robust_acc": {"pgd": 0.6, "apgd": 0.5}, "worst_acc": 0.45, "attacks": {}}
+    row = report.robustness_row("m", "linf 0.3", result, "pgd")
+    assert row == {"model": "m", "threat": "linf 0.3", "clean": 0.9, "pgd": 0.6, "apgd": 0.5, "worst": 0.45,
+                   "gap": pytest.approx(15.0)}
