@@ -54,18 +54,34 @@ def save(model: torch.nn.Module, path, meta: dict | None = None) -> Path:
     spec = getattr(getattr(model, "module", model), "spec", None)
     if spec is None:
         raise ValueError("save needs a model made by robustutils.models.build(arch, ...), which records its spec")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"arch": spec["arch"], "kwargs": spec["kwargs"], "state_dict": _clean_state_dict(model),
                "meta": _plain(meta or {})}
+    return _atomic_save(payload, path)
+
+
+def _atomic_save(payload: dict, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint behind
+    tmp.replace(path)  # never leave a half-written file behind
     return path
 
 
-def read(path, map_location="cpu") -> dict:
-    """Return the checkpoint dict stored at ``path`` (tensors on ``map_location``)."""
+def save_data(path, x: torch.Tensor, y: torch.Tensor, meta: dict | None = None) -> Path:
+    """Write a dataset ``(x, y)`` (kept on the CPU) and plain-data ``meta`` to ``path``; return the path."""
+    return _atomic_save({"x": x.detach().cpu(), "y": y.detach().cpu(), "meta": _plain(meta or {})}, path)
+
+
+def load_data(path) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Return ``(x, y, meta)`` written by :func:`save_data`, on the CPU."""
+    payload = read(path, required=("x", "y"), what="dataset")
+    return payload["x"], payload["y"], payload.get("meta", {})
+
+
+def read(path, map_location="cpu", required=("arch", "kwargs", "state_dict"), what: str = "checkpoint") -> dict:
+    """Return the checkpoint dict stored at ``path`` (tensors on ``map_location``); it must hold
+    the ``required`` keys (a dataset of :func:`save_data`: ``x`` and ``y``, ``what="dataset"``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -74,8 +90,8 @@ def read(path, map_location="cpu") -> dict:
     except Exception as err:  # a corrupt file can make the unpickler raise almost anything
         # (UnpicklingError, EOFError, IndexError, KeyError, ...): all mean "not a readable checkpoint"
         raise CheckpointError(f"{path} is not a readable checkpoint ({err}); delete it and train or save again") from err
-    if not isinstance(payload, dict) or not {"arch", "kwargs", "state_dict"} <= payload.keys():
-        raise CheckpointError(f"{path} is not a robustutils checkpoint (expected keys arch, kwargs, state_dict)")
+    if not isinstance(payload, dict) or not set(required) <= payload.keys():
+        raise CheckpointError(f"{path} is not a robustutils {what} (expected keys {', '.join(required)})")
     return payload
 
 

@@ -55,6 +55,16 @@ def madry_mnist_cnn(num_classes: int = 10) -> Classifier:
     return mnist_cnn((32, 64), 1024, 5, num_classes)
 
 
+def mlp(hidden=(256, 256), in_shape=(1, 28, 28), num_classes: int = 10) -> Classifier:
+    """A fully connected ReLU network on flattened images (no convolutions; MNIST by default)."""
+    layers, width = [nn.Flatten()], in_shape[0] * in_shape[1] * in_shape[2]
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    mean, std = (MNIST_MEAN, MNIST_STD) if in_shape[0] == 1 else (CIFAR10_MEAN, CIFAR10_STD)
+    return Classifier(nn.Sequential(*layers), nn.Linear(width, num_classes), mean, std)
+
+
 def cifar_cnn(channels=(32, 64), hidden: int = 256, convs_per_block: int = 2, num_classes: int = 10) -> Classifier:
     """A small CIFAR-10 CNN for CPU profiles: two blocks of ``convs_per_block`` 3x3 conv-ReLU
     layers, each block ending in a 2x2 max-pool, then one hidden fully connected layer."""
@@ -110,7 +120,7 @@ def resnet50(num_classes: int = 9) -> Classifier:
     return Classifier(body, net.fc, IMAGENET_MEAN, IMAGENET_STD)
 
 
-ARCHITECTURES = {f.__name__: f for f in (mnist_cnn, madry_mnist_cnn, cifar_cnn, preact_resnet18, resnet50)}
+ARCHITECTURES = {f.__name__: f for f in (mnist_cnn, madry_mnist_cnn, mlp, cifar_cnn, preact_resnet18, resnet50)}
 
 
 def build(arch: str, **kwargs) -> Classifier:

@@ -212,3 +212,20 @@ def image_rows(rows: dict[str, torch.Tensor], col_titles: list[str] | None = Non
         axes[r, 0].set_ylabel(name, fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def transfer(points: dict[str, tuple[float, float]], chance: float) -> plt.Figure:
+    """Return Ilyas et al.'s Fig. 3: per architecture ``points[name] = (transfer rate, accuracy)``,
+    the rate at which the source model's targeted examples fool it (x) against its accuracy on
+    the real test set when trained on D_det (y); a dashed line marks chance."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for name, (rate, acc) in points.items():
+        ax.plot(rate, acc, "o")
+        ax.annotate(name, (rate, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.axhline(chance, ls="--", c="gray", lw=1, label="chance")
+    ax.set(xlabel="transfer rate of the source's targeted examples", ylabel="test accuracy when trained on D_det",
+           xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

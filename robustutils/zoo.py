@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from . import attacks, data, evaluate, io, models, train, trades
+from . import attacks, constructed as constructions, data, evaluate, io, models, train, trades
 from .runtime import pick_device, set_seed
 
 # Bump when a change to the library changes what a recipe trains, so that old caches are not reused.
@@ -28,6 +28,8 @@ DEFAULTS = {
     "epochs": 1, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
     "schedule": "onecycle", "attack": None, "eps_ramp": 0.0, "trades_beta": None,
     "monitor_n": 0, "seed": 0,
+    # Train on a constructed dataset (a spec from :func:`construction`) instead of the real one.
+    "train_data": None,
     # Restricted ImageNet only (read lazily from image folders): image side and training split.
     "image_size": 224, "train_split": "train",
 }
@@ -58,12 +60,15 @@ def key(rec: dict) -> str:
 
 
 def label(rec: dict) -> str:
-    """Return a short human name: ``standard``, ``linf 0.3``, ``l2 2``, ``trades linf 0.3 b6``."""
+    """Return a short human name: ``standard``, ``linf 0.3``, ``l2 2``, ``trades linf 0.3 b6``,
+    ``standard on D_det``."""
     atk = rec.get("attack")
     if atk is None:
-        return "standard"
-    name = f"{atk['norm']} {atk['eps']:.4g}"
-    return f"trades {name} b{rec['trades_beta']:g}" if rec.get("trades_beta") is not None else name
+        name = "standard"
+    else:
+        name = f"{atk['norm']} {atk['eps']:.4g}"
+        name = f"trades {name} b{rec['trades_beta']:g}" if rec.get("trades_beta") is not None else name
+    return name if rec.get("train_data") is None else f"{name} on {data_label(rec['train_data'])}"
 
 
 def path(rec: dict, root=None) -> Path:
@@ -95,12 +100,17 @@ def _imagenet(rec: dict, train_split: bool, n: int | None):
                                        num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=False)
 
 
-def dataset(rec: dict, train_split: bool = True, n: int | None = None):
+def dataset(rec: dict, train_split: bool = True, n: int | None = None, device=None):
     """Return the recipe's data: the training set (a seeded random subset of ``n_train``) or the
     first ``n`` test examples, as ``(x, y)`` tensors in [0, 1] on the CPU. Restricted ImageNet's
-    training set is a DataLoader instead (it does not fit in memory)."""
+    training set is a DataLoader instead (it does not fit in memory). A recipe with ``train_data``
+    trains on that constructed dataset (:func:`constructed`, built on ``device`` when not cached)
+    and is tested on the real test set."""
     if rec["dataset"] == "restricted_imagenet":
         return _imagenet(rec, train_split, n)
+    if train_split and rec["train_data"] is not None:
+        x, y = constructed(rec["train_data"], device)
+        return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
     x, y = _split(rec["dataset"], train_split)
     if train_split:
         return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
@@ -121,7 +131,7 @@ def _fit(model: torch.nn.Module, rec: dict, progress: bool) -> dict:
         monitor = dataset(rec, train_split=False, n=rec["monitor_n"])
     eval_attack = None if attack is None else attacks.PGD(eps=attack.eps, steps=20, norm=attack.norm)
     start = time.perf_counter()
-    history = train.fit(model, dataset(rec), epochs=rec["epochs"], batch_size=rec["batch_size"], attack=attack,
+    history = train.fit(model, dataset(rec, device=next(model.parameters()).device), epochs=rec["epochs"], batch_size=rec["batch_size"], attack=attack,
                         optimizer=rec["optimizer"], lr=rec["lr"], weight_decay=rec["weight_decay"],
                         schedule=rec["schedule"], eps_ramp=rec["eps_ramp"], loss=loss, test_data=monitor,
                         eval_attack=eval_attack, seed=rec["seed"], progress=progress)
@@ -173,3 +183,77 @@ def adversarial(base: dict, norm: str, eps: float, steps: int, step_factor: floa
         return recipe(base, attack=None, eps_ramp=0.0, trades_beta=None)
     step_size = None if step_factor is None else step_factor * eps
     return recipe(base, attack={"norm": norm, "eps": eps, "steps": steps, "step_size": step_size})
+
+
+def standard_on(base: dict, train_data: dict | None = None, n_train: int | None = None, **changes) -> dict:
+    """Return the recipe of a standard model like ``base`` (no attack, no monitoring) trained on all
+    of the constructed dataset ``train_data`` or, when it is None, on ``n_train`` real images: the
+    same images a construction with ``n = n_train`` starts from (the seeded subsets are nested)."""
+    return recipe(base, train_data=train_data, n_train=n_train, attack=None, eps_ramp=0.0, trades_beta=None,
+                  monitor_n=0, **changes)
+
+
+# Ilyas et al.'s constructed datasets (robustutils.constructed), cached like the models.
+CONSTRUCTIONS = ("invert", "rand", "det")
+NUM_CLASSES = {"mnist": 10, "cifar10": 10}
+
+
+def construction(kind: str, source: dict, *, n: int | None, steps: int, step_size: float,
+                 eps: float | None = None, seed: int = 0) -> dict:
+    """Return the spec (a plain dict) of a constructed dataset: ``kind`` ``"invert"`` (D_R through a
+    robust ``source`` recipe, D_NR through a standard one), ``"rand"`` or ``"det"`` (targeted l_2
+    PGD within ``eps`` on ``source``), made from the first ``n`` images of the source's training
+    set (``None``: all) with ``steps`` steps of ``step_size`` (pixel units)."""
+    if kind not in CONSTRUCTIONS:
+        raise ValueError(f"unknown construction {kind!r}: choose one of {CONSTRUCTIONS}")
+    source = recipe(source)
+    if source["dataset"] not in NUM_CLASSES:
+        raise ValueError(f"constructions need an in-memory dataset ({sorted(NUM_CLASSES)}); got {source['dataset']!r}")
+    if (eps is None) != (kind == "invert"):
+        raise ValueError(f"eps bounds the relabelling attacks only: give it for 'rand' and 'det', not for 'invert'")
+    return {"kind": kind, "source": source, "n": n, "steps": steps, "step_size": step_size, "eps": eps, "seed": seed}
+
+
+def data_label(spec: dict) -> str:
+    """Return Ilyas et al.'s name of a constructed dataset: ``D_R``, ``D_NR``, ``D_rand`` or ``D_det``."""
+    if spec["kind"] == "invert":
+        return "D_NR" if spec["source"]["attack"] is None else "D_R"
+    return f"D_{spec['kind']}"
+
+
+def data_path(spec: dict, root=None) -> Path:
+    """Return where the dataset of ``spec`` is cached: ``<cache>/datasets/<dataset>-<name>-<key>.pt``."""
+    digest = hashlib.sha256(_canonical({"format": FORMAT, "spec": spec}).encode()).hexdigest()[:16]
+    return io.cache_dir(root) / "datasets" / f"{spec['source']['dataset']}-{data_label(spec)}-{digest}.pt"
+
+
+def _construct(spec: dict, device, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    model, _ = get(spec["source"], device, progress=progress)
+    x, y = dataset(spec["source"])
+    x, y = x[: spec["n"]], y[: spec["n"]]
+    settings = {"steps": spec["steps"], "step_size": spec["step_size"], "seed": spec["seed"], "progress": progress}
+    if spec["kind"] == "invert":
+        return constructions.invert(model, x, y, **settings)
+    return constructions.relabel(model, x, y, mode=spec["kind"], eps=spec["eps"],
+                                 num_classes=NUM_CLASSES[spec["source"]["dataset"]], **settings)
+
+
+def constructed(spec: dict, device=None, progress: bool = True, root=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the ``(x, y)`` CPU tensors of the constructed dataset ``spec`` (:func:`construction`),
+    built on ``device`` (default: the GPU when present) the first time and cached; the source model
+    comes from :func:`get`. The build time in seconds is kept in the cache file's ``meta``."""
+    target = data_path(spec, root)
+    if target.is_file():
+        return io.load_data(target)[:2]
+    if progress:
+        print(f"building {data_label(spec)} from {label(spec['source'])} (not in the cache {target.parent})", flush=True)
+    device = pick_device(device)
+    start = time.perf_counter()
+    x, y = _construct(spec, device, progress)
+    io.save_data(target, x, y, {"spec": spec, "build_time_s": time.perf_counter() - start, "device": str(device)})
+    return x, y
+
+
+def constructed_meta(spec: dict, root=None) -> dict:
+    """Return the metadata of a cached constructed dataset: its spec, ``build_time_s`` and device."""
+    return io.load_data(data_path(spec, root))[2]

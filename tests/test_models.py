@@ -11,6 +11,7 @@ from robustutils import models, profiles, runtime
 SPECS = {
     "mnist_cnn": ((1, 28, 28), 10, models.MNIST_MEAN, 128),
     "madry_mnist_cnn": ((1, 28, 28), 10, models.MNIST_MEAN, 1024),
+    "mlp": ((1, 28, 28), 10, models.MNIST_MEAN, 256),
     "cifar_cnn": ((3, 32, 32), 10, models.CIFAR10_MEAN, 256),
     "preact_resnet18": ((3, 32, 32), 10, models.CIFAR10_MEAN, 512),
     "resnet50": ((3, 64, 64), 9, models.IMAGENET_MEAN, 2048),
@@ -99,3 +100,9 @@ def test_cifar_cnn_with_one_conv_per_block_is_smaller_and_same_shaped():
     assert sum(p.numel() for p in one.parameters()) < sum(p.numel() for p in two.parameters())
     with pytest.raises(ValueError, match="convs_per_block must be >= 1"):
         models.cifar_cnn(convs_per_block=0)
+
+
+def test_mlp_on_colour_images_normalises_with_cifar_statistics():
+    model = models.build("mlp", hidden=[64], in_shape=[3, 32, 32])
+    assert torch.allclose(model.mean.flatten(), torch.tensor(models.CIFAR10_MEAN))
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10) and model.representation(torch.rand(1, 3, 32, 32)).shape == (1, 64)
