@@ -100,16 +100,16 @@ def _imagenet(rec: dict, train_split: bool, n: int | None):
                                        num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=False)
 
 
-def dataset(rec: dict, train_split: bool = True, n: int | None = None, device=None):
+def dataset(rec: dict, train_split: bool = True, n: int | None = None, device=None, root=None):
     """Return the recipe's data: the training set (a seeded random subset of ``n_train``) or the
     first ``n`` test examples, as ``(x, y)`` tensors in [0, 1] on the CPU. Restricted ImageNet's
     training set is a DataLoader instead (it does not fit in memory). A recipe with ``train_data``
-    trains on that constructed dataset (:func:`constructed`, built on ``device`` when not cached)
-    and is tested on the real test set."""
+    trains on that constructed dataset (:func:`constructed`, from the cache under ``root`` or built
+    on ``device``) and is tested on the real test set."""
     if rec["dataset"] == "restricted_imagenet":
         return _imagenet(rec, train_split, n)
     if train_split and rec["train_data"] is not None:
-        x, y = constructed(rec["train_data"], device)
+        x, y = constructed(rec["train_data"], device, root=root)
         return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
     x, y = _split(rec["dataset"], train_split)
     if train_split:
@@ -123,7 +123,7 @@ def training_attack(rec: dict) -> attacks.PGD | None:
     return None if atk is None else attacks.PGD(**atk)
 
 
-def _fit(model: torch.nn.Module, rec: dict, progress: bool) -> dict:
+def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
     attack = training_attack(rec)
     loss = train.madry_loss if rec["trades_beta"] is None else trades.TradesLoss(rec["trades_beta"])
     monitor = None
@@ -131,7 +131,7 @@ def _fit(model: torch.nn.Module, rec: dict, progress: bool) -> dict:
         monitor = dataset(rec, train_split=False, n=rec["monitor_n"])
     eval_attack = None if attack is None else attacks.PGD(eps=attack.eps, steps=20, norm=attack.norm)
     start = time.perf_counter()
-    history = train.fit(model, dataset(rec, device=next(model.parameters()).device), epochs=rec["epochs"], batch_size=rec["batch_size"], attack=attack,
+    history = train.fit(model, dataset(rec, device=next(model.parameters()).device, root=root), epochs=rec["epochs"], batch_size=rec["batch_size"], attack=attack,
                         optimizer=rec["optimizer"], lr=rec["lr"], weight_decay=rec["weight_decay"],
                         schedule=rec["schedule"], eps_ramp=rec["eps_ramp"], loss=loss, test_data=monitor,
                         eval_attack=eval_attack, seed=rec["seed"], progress=progress)
@@ -155,7 +155,7 @@ def get(rec: dict, device=None, progress: bool = True, root=None) -> tuple[torch
         set_seed(rec["seed"])  # the initial weights are part of the recipe
         return models.build(rec["arch"], **rec["arch_kwargs"])
 
-    return io.load_or_train(target, build, lambda model: _fit(model, rec, progress), device=device)
+    return io.load_or_train(target, build, lambda model: _fit(model, rec, progress, root), device=device)
 
 
 def robustness(rec: dict, model: torch.nn.Module, attacks_by_name: dict, n_test: int, root=None) -> dict:
@@ -210,7 +210,7 @@ def construction(kind: str, source: dict, *, n: int | None, steps: int, step_siz
     if source["dataset"] not in NUM_CLASSES:
         raise ValueError(f"constructions need an in-memory dataset ({sorted(NUM_CLASSES)}); got {source['dataset']!r}")
     if (eps is None) != (kind == "invert"):
-        raise ValueError(f"eps bounds the relabelling attacks only: give it for 'rand' and 'det', not for 'invert'")
+        raise ValueError("eps bounds the relabelling attacks only: give it for 'rand' and 'det', not for 'invert'")
     return {"kind": kind, "source": source, "n": n, "steps": steps, "step_size": step_size, "eps": eps, "seed": seed}
 
 
@@ -227,8 +227,8 @@ def data_path(spec: dict, root=None) -> Path:
     return io.cache_dir(root) / "datasets" / f"{spec['source']['dataset']}-{data_label(spec)}-{digest}.pt"
 
 
-def _construct(spec: dict, device, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    model, _ = get(spec["source"], device, progress=progress)
+def _construct(spec: dict, device, progress: bool, root) -> tuple[torch.Tensor, torch.Tensor]:
+    model, _ = get(spec["source"], device, progress=progress, root=root)
     x, y = dataset(spec["source"])
     x, y = x[: spec["n"]], y[: spec["n"]]
     settings = {"steps": spec["steps"], "step_size": spec["step_size"], "seed": spec["seed"], "progress": progress}
@@ -249,7 +249,7 @@ def constructed(spec: dict, device=None, progress: bool = True, root=None) -> tu
         print(f"building {data_label(spec)} from {label(spec['source'])} (not in the cache {target.parent})", flush=True)
     device = pick_device(device)
     start = time.perf_counter()
-    x, y = _construct(spec, device, progress)
+    x, y = _construct(spec, device, progress, root)
     io.save_data(target, x, y, {"spec": spec, "build_time_s": time.perf_counter() - start, "device": str(device)})
     return x, y
 

@@ -118,9 +118,10 @@ def test_constructed_datasets_are_cached_and_models_train_on_them(data_dir, tmp_
 
     fresh = zoo.standard_on(TINY, spec)
     assert zoo.label(fresh) == "standard on D_det" and zoo.key(fresh) != zoo.key(TINY)
-    monkeypatch.setenv(io.CACHE_ENV, str(tmp_path))  # the training data comes from the same cache
     model, meta = zoo.get(fresh, "cpu", progress=False, root=tmp_path)
     assert meta["recipe"]["train_data"] == spec and model(x[:2]).shape == (2, 10)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".pt") == sorted(
+        [zoo.path(TINY, tmp_path).name, zoo.path(fresh, tmp_path).name]), "source and fresh model share the root"
 
 
 def test_the_baseline_trains_on_the_images_the_constructions_start_from(data_dir):
