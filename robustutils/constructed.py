@@ -54,6 +54,11 @@ def other_indices(n: int, generator: torch.Generator) -> torch.Tensor:
     return (torch.arange(n) + torch.randint(1, n, (n,), generator=generator)) % n
 
 
+def start_images(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Return the images :func:`invert` starts from with ``seed``: for each image of ``x``, another one."""
+    return x[other_indices(len(x), torch.Generator().manual_seed(seed))]
+
+
 def targets(y: torch.Tensor, mode: str, num_classes: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Return the new labels [N]: uniform over the classes (``"rand"``) or ``(y + 1) mod C`` (``"det"``)."""
     if mode == "det":
@@ -103,9 +108,8 @@ def invert(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: i
     Through a robust model this is Ilyas et al.'s D_R, through a standard one D_NR; their CIFAR-10
     settings are the defaults (step 0.1, 1000 steps).
     """
-    start = x[other_indices(len(x), torch.Generator().manual_seed(seed))]
     x_r = _in_batches(lambda g, s: invert_representation(model, g, s, steps=steps, step_size=step_size),
-                      (x, start), batch_size, _device(model), "inverting representations", progress)
+                      (x, start_images(x, seed)), batch_size, _device(model), "inverting representations", progress)
     return x_r, y.clone()
 
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from .attacks import PGD
+from .attacks import PGD, resolved_step_size
 from .data import batches
 
 
@@ -101,7 +101,7 @@ def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     PGD-10 with each number of ``restarts``. Keys: attack, steps, step_size (pixels), restarts, robust_acc."""
     tried = {"FGSM": dict(steps=1, step_size=eps, random_start=False, use_best=False)}
     tried |= {f"PGD-{k}": dict(steps=k) for k in steps}
-    tried |= {f"PGD-10, step x{f:g}": dict(steps=10, step_size=f * 2.5 * eps / 10) for f in step_factors}
+    tried |= {f"PGD-10, step x{f:g}": dict(steps=10, step_size=f * resolved_step_size(eps, 10, None)) for f in step_factors}
     tried |= {f"PGD-10, {r} restarts": dict(steps=10, restarts=r) for r in restarts if r > 1}
     attacks = {name: PGD(eps=eps, norm=norm, **kw) for name, kw in tried.items()}
     _, robust, _ = _count(model, x, y, attacks, batch_size)

@@ -238,13 +238,19 @@ def _construct(spec: dict, device, progress: bool, root) -> tuple[torch.Tensor, 
                                  num_classes=NUM_CLASSES[spec["source"]["dataset"]], **settings)
 
 
+@functools.lru_cache(maxsize=8)
+def _read_constructed(target: Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    # Files are named after the hash of their spec and never rewritten: one read per process.
+    return io.load_data(target)
+
+
 def constructed(spec: dict, device=None, progress: bool = True, root=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the ``(x, y)`` CPU tensors of the constructed dataset ``spec`` (:func:`construction`),
     built on ``device`` (default: the GPU when present) the first time and cached; the source model
     comes from :func:`get`. The build time in seconds is kept in the cache file's ``meta``."""
     target = data_path(spec, root)
     if target.is_file():
-        return io.load_data(target)[:2]
+        return _read_constructed(target)[:2]
     if progress:
         print(f"building {data_label(spec)} from {label(spec['source'])} (not in the cache {target.parent})", flush=True)
     device = pick_device(device)
@@ -256,4 +262,4 @@ def constructed(spec: dict, device=None, progress: bool = True, root=None) -> tu
 
 def constructed_meta(spec: dict, root=None) -> dict:
     """Return the metadata of a cached constructed dataset: its spec, ``build_time_s`` and device."""
-    return io.load_data(data_path(spec, root))[2]
+    return _read_constructed(data_path(spec, root))[2]

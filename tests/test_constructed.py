@@ -39,8 +39,7 @@ def test_det_targets_are_the_next_class_and_rand_targets_are_uniform_and_seeded(
 
 def test_inversion_lowers_the_representation_distance(mnist_model, digits):
     x, y = digits
-    start = x[constructed.other_indices(len(x), torch.Generator().manual_seed(0))]
-    before = constructed.relative_distance(mnist_model, start, x)
+    before = constructed.relative_distance(mnist_model, constructed.start_images(x, 0), x)
     x_r, labels = constructed.invert(mnist_model, x, y, steps=40, step_size=0.2, seed=0, progress=False)
     after = constructed.relative_distance(mnist_model, x_r, x)
     assert torch.equal(labels, y) and x_r.shape == x.shape and x_r.min() >= 0 and x_r.max() <= 1
@@ -51,7 +50,8 @@ def test_inversion_lowers_the_representation_distance(mnist_model, digits):
 def test_inversion_starts_from_another_image_not_from_the_goal(mnist_model, digits):
     x, y = digits
     x_r, _ = constructed.invert(mnist_model, x, y, steps=1, step_size=1e-3, seed=0, progress=False)
-    start = x[constructed.other_indices(len(x), torch.Generator().manual_seed(0))]
+    start = constructed.start_images(x, 0)
+    assert not (start == x).flatten(1).all(1).any()
     assert (x_r - start).flatten(1).norm(dim=1).max() <= 1e-3 + 1e-5
     assert (x_r - x).flatten(1).norm(dim=1).min() > 1.0
 
