@@ -60,11 +60,20 @@ def save(model: torch.nn.Module, path, meta: dict | None = None) -> Path:
 
 
 def _atomic_save(payload: dict, path) -> Path:
+    """Write ``payload`` with ``torch.save`` to ``path`` atomically; return the path.
+
+    The bytes go to ``<path>.tmp`` in the same folder, are flushed to the disk, and the file is
+    renamed over ``path`` (``os.replace``, atomic on one file system): a reader, or a process
+    killed at any moment, finds the old file or the new one, never half of one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # never leave a half-written file behind
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())  # else a power cut after the rename could leave an empty file
+    os.replace(tmp, path)
     return path
 
 

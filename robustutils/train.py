@@ -3,16 +3,23 @@
 Madry et al.'s min-max training replaces each batch by ``attack(model, x, y)`` before the
 gradient step. ``eps_ramp`` grows the attack's eps linearly from 0 over that fraction of all
 steps, which is what lets MNIST at eps 0.3 train from scratch.
+
+:func:`fit` resumes from a per-epoch checkpoint (:mod:`robustutils.resume`) and, started by
+``torchrun``, trains data-parallel (:mod:`robustutils.distributed`). ``python -m robustutils.train
+--config FILE`` trains a recipe from a config file, in one process or under ``torchrun``
+(:mod:`robustutils.launch`).
 """
 
 import math
 import sys
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import distributed, resume
 from .data import batches
 from .evaluate import evaluate
 from .runtime import set_seed
@@ -75,11 +82,17 @@ def madry_loss(model, x, y, attack=None) -> tuple[torch.Tensor, torch.Tensor]:
     return F.cross_entropy(logits, y), logits
 
 
-def train_step(model, optimizer, x, y, attack=None, loss=madry_loss) -> tuple[torch.Tensor, torch.Tensor]:
-    """One gradient step on ``loss(model, x, y, attack)``; return (summed loss, correct count) on the device."""
-    value, logits = loss(model, x, y, attack)
+def train_step(model, optimizer, x, y, attack=None, loss=madry_loss, amp: bool = False,
+               weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One gradient step on ``loss(model, x, y, attack)``; return (summed loss, correct count) on the device.
+
+    ``amp`` computes the loss under bf16 autocast (weights and their updates stay float32; the
+    attack keeps its own ``amp`` setting). ``weight`` multiplies the loss before the backward
+    pass only (a data-parallel shard's share, see :func:`robustutils.distributed.shards`)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        value, logits = loss(model, x, y, attack)
     optimizer.zero_grad(set_to_none=True)
-    value.backward()
+    (value if weight == 1.0 else value * weight).backward()
     optimizer.step()
     return value.detach() * len(y), (logits.argmax(1) == y).sum()
 
@@ -87,41 +100,67 @@ def train_step(model, optimizer, x, y, attack=None, loss=madry_loss) -> tuple[to
 def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 128, attack=None,
         optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0,
         schedule: str = "onecycle", eps_ramp: float = 0.0, loss=madry_loss, test_data=None,
-        eval_attack=None, seed: int = 0, progress: bool = True) -> list[dict]:
+        eval_attack=None, amp: bool = False, seed: int = 0, progress: bool = True,
+        checkpoint=None) -> list[dict]:
     """Train ``model`` in place; return its history, one dict per epoch.
 
     ``train_data`` is ``(x, y)`` tensors (moved whole to the model's device) or a DataLoader.
     ``attack(model, x, y)`` makes the training inputs (``None``: standard training); ``eps_ramp``
     needs an attack with ``.scaled(factor)`` such as :class:`robustutils.attacks.PGD`. ``loss``
-    is the training objective (default :func:`madry_loss`; TRADES: ``trades.TradesLoss(beta)``).
+    is the training objective (default :func:`madry_loss`; TRADES: ``trades.TradesLoss(beta)``);
+    ``amp`` computes it under bf16 autocast (see :func:`train_step`).
     With ``test_data=(x, y)`` each epoch also records clean accuracy and robust accuracy under
     ``eval_attack`` (default: ``attack`` at full eps). History keys: epoch, lr, eps, train_loss
     (mean training loss, nats), train_acc (on the inputs the loss scores), time_s, test_clean_acc,
     test_robust_acc (fractions in [0, 1], or None).
+
+    ``checkpoint`` (a file path) makes the run resumable: after every epoch the complete training
+    state is written there atomically (:mod:`robustutils.resume`), and a call that finds the file
+    continues after its last epoch, with the random states of that moment, and returns the full
+    history; the weights end bit-identical to an uninterrupted run's. A file that covers all
+    epochs only loads the weights. A checkpoint of other settings is refused (``CheckpointError``).
+
+    Inside a process group (``torchrun``; :mod:`robustutils.distributed`), ``(x, y)`` is shared out
+    per global batch of ``batch_size``, the model trains wrapped in DistributedDataParallel, the
+    attack runs on each rank's shard with a per-rank random stream, the history counts all ranks,
+    and only rank 0 prints and writes the checkpoint. Without a process group nothing changes.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
     if eps_ramp > 0 and not hasattr(attack, "scaled"):
         raise ValueError("eps_ramp needs an attack with .scaled(factor), e.g. attacks.PGD(...)")
+    model, group = distributed.unwrap(model), distributed.current()
     generator = set_seed(seed)
+    if group.parallel:  # the same shuffling generator everywhere, but each rank its own random starts
+        torch.manual_seed(distributed.rank_seed(seed, group.rank))
+    progress = progress and group.is_main
     device = next(model.parameters()).device
-    if isinstance(train_data, tuple):
-        train_data = tuple(t.to(device) for t in train_data)
-        steps_per_epoch = math.ceil(len(train_data[1]) / batch_size)
-    else:
-        steps_per_epoch = len(train_data)
-    if steps_per_epoch == 0:
-        raise ValueError("train_data is empty")
+    train_data, steps_per_epoch = _prepare_data(train_data, batch_size, device, group)
     total = epochs * steps_per_epoch
     opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
     sched = make_schedule(opt, schedule, total)
     eval_attack = eval_attack if eval_attack is not None else attack
-    history, step = [], 0
-    for epoch in range(1, epochs + 1):
+    generators = [generator] + _loader_generators(train_data)
+    history, step, fingerprint = [], 0, None
+    if checkpoint is not None:
+        fingerprint = _fingerprint(
+            train_data, test_data, epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+            optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
+            eps_ramp=eps_ramp, attack=attack, loss=loss, amp=amp, seed=seed, world_size=group.world_size,
+            eval_attack=eval_attack if test_data is not None else None)
+        restored = resume.restore(checkpoint, fingerprint=fingerprint, model=model, optimizer=opt, scheduler=sched,
+                                  generators=generators, group=group)
+        if restored is not None:
+            history, step = restored
+            if progress:
+                print(f"resuming from {checkpoint} after epoch {len(history)}/{epochs}", flush=True)
+    net, attack = distributed.wrap(model, attack, group)
+    for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
         bar = tqdm(_epoch_batches(train_data, batch_size, device, generator), total=steps_per_epoch,
                    desc=f"epoch {epoch}/{epochs}", disable=not progress, file=sys.stdout, leave=False)
-        loss_sum, correct, seen = _run_epoch(model, opt, sched, bar, attack, loss, eps_ramp, step, total)
+        loss_sum, correct, seen = _run_epoch(net, opt, sched, distributed.shards(bar, group), attack, loss,
+                                             eps_ramp, step, total, amp, group)
         step += steps_per_epoch
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"],
                "eps": getattr(attack, "eps", 0.0) * eps_factor(step, total, eps_ramp),
@@ -133,20 +172,94 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
         history.append(row)
         if progress:
             print(_summary(row), flush=True)
+        if catastrophic_overfitting(history) == epoch:
+            warnings.warn(f"catastrophic overfitting at epoch {epoch}: robust accuracy under the evaluation attack "
+                          f"fell to {row['test_robust_acc']:.3f}; train with a multi-step attack, a smaller step "
+                          "or fewer epochs, or keep the previous epoch's weights", RuntimeWarning, stacklevel=2)
+        if checkpoint is not None:
+            _write_checkpoint(checkpoint, group, generators, fingerprint=fingerprint, epoch=epoch, step=step,
+                              history=history, model=model, optimizer=opt, scheduler=sched)
     return history
 
 
-def _run_epoch(model, optimizer, scheduler, batch_iter, attack, loss, eps_ramp: float, step: int, total: int):
-    """Train on every batch of ``batch_iter``; return (summed loss, correct, seen) read back once."""
+def catastrophic_overfitting(history: list[dict], drop: float = 0.2) -> int | None:
+    """Return the first epoch whose ``test_robust_acc`` fell more than ``drop`` (a fraction, e.g.
+    0.2 = 20 points) below the best earlier epoch, or ``None`` when robustness never collapsed.
+
+    Single-step training (FGSM) can overfit catastrophically (Wong et al. 2020): within an epoch,
+    accuracy against multi-step PGD drops to near zero while accuracy against the training attack
+    rises. Detect it from a history that :func:`fit` recorded with a *multi-step* ``eval_attack``.
+    """
+    best = None
+    for row in history:
+        acc = row.get("test_robust_acc")
+        if acc is None:
+            continue
+        if best is not None and acc < best - drop:
+            return row["epoch"]
+        best = acc if best is None else max(best, acc)
+    return None
+
+
+def _prepare_data(train_data, batch_size: int, device: torch.device, group: distributed.Group):
+    """Return ``(train_data, steps per epoch)``: tensors moved to ``device``, or the DataLoader."""
+    if isinstance(train_data, tuple):
+        train_data = tuple(t.to(device) for t in train_data)
+        steps_per_epoch = math.ceil(len(train_data[1]) / batch_size)
+        if group.parallel and steps_per_epoch:
+            distributed.check_batches(len(train_data[1]), batch_size, group)
+    elif group.parallel:
+        raise ValueError("data-parallel training shares out (x, y) tensors only; train from a DataLoader "
+                         "(e.g. Restricted ImageNet) in one process, without torchrun")
+    else:
+        steps_per_epoch = len(train_data)
+    if steps_per_epoch == 0:
+        raise ValueError("train_data is empty")
+    return train_data, steps_per_epoch
+
+
+def _loader_generators(train_data) -> list:
+    """The generator a DataLoader shuffles with (its order, and its workers' seeds), if it has one."""
+    generator = getattr(train_data, "generator", None)
+    return [generator] if isinstance(generator, torch.Generator) else []
+
+
+def _fingerprint(train_data, test_data, **settings) -> dict:
+    """Return what a checkpoint must match: ``settings`` (attacks and loss described as plain data)
+    and which examples are trained and tested on."""
+    settings.update({name: resume.describe(settings[name]) for name in ("attack", "loss", "eval_attack")})
+    if isinstance(train_data, tuple):
+        settings.update(examples=len(train_data[1]), labels=resume.labels_digest(train_data[1]))
+    else:
+        settings.update(examples=len(train_data.dataset), labels=None)
+    settings["test_examples"] = None if test_data is None else len(test_data[1])
+    return resume.fingerprint(**settings)
+
+
+def _write_checkpoint(path, group: distributed.Group, generators, **state) -> None:
+    """Gather every rank's random states; rank 0 writes the checkpoint; all ranks wait for it."""
+    device = next(state["model"].parameters()).device
+    rng = distributed.gather(resume.rng_state(generators, device), group)
+    if group.is_main:
+        resume.save(path, rng=rng, **state)
+    distributed.barrier(group)
+
+
+def _run_epoch(model, optimizer, scheduler, batch_iter, attack, loss, eps_ramp: float, step: int, total: int,
+               amp: bool = False, group: distributed.Group = distributed.Group()):
+    """Train on every ``(x, y, weight)`` of ``batch_iter``; return (summed loss, correct, seen),
+    summed over all ranks, read back once."""
     loss_sum = correct = 0
     seen = 0
-    for xb, yb in batch_iter:
+    for xb, yb, weight in batch_iter:
         step_attack = attack.scaled(eps_factor(step, total, eps_ramp)) if eps_ramp > 0 else attack
-        batch_loss, batch_correct = train_step(model, optimizer, xb, yb, step_attack, loss)
+        batch_loss, batch_correct = train_step(model, optimizer, xb, yb, step_attack, loss, amp, weight)
         loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(yb)
         scheduler.step()
         step += 1
-    return float(loss_sum), int(correct), seen
+    device = next(model.parameters()).device
+    loss_sum, correct, seen = distributed.sum_over_ranks(loss_sum, correct, seen, group=group, device=device)
+    return float(loss_sum), int(correct), int(seen)
 
 
 def _summary(row: dict) -> str:
@@ -156,3 +269,14 @@ def _summary(row: dict) -> str:
     if row["test_robust_acc"] is not None:
         parts.append(f"robust {row['test_robust_acc']:.3f}")
     return " | ".join(parts + [f"{row['time_s']:.1f}s"])
+
+
+def main(argv=None) -> int:
+    """``python -m robustutils.train --config FILE`` (see :func:`robustutils.launch.main`)."""
+    from . import launch  # not at the top: launch imports zoo, which imports this module
+
+    return launch.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

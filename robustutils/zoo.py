@@ -123,18 +123,31 @@ def training_attack(rec: dict) -> attacks.PGD | None:
     return None if atk is None else attacks.PGD(**atk)
 
 
-def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
+def initial_model(rec: dict) -> torch.nn.Module:
+    """Return the recipe's untrained model on the CPU, its initial weights drawn from ``rec["seed"]``."""
+    set_seed(rec["seed"])  # the initial weights are part of the recipe
+    return models.build(rec["arch"], **rec["arch_kwargs"])
+
+
+def fit_settings(rec: dict) -> dict:
+    """Return the keyword arguments of :func:`robustutils.train.fit` that train ``rec`` (all but the
+    training data, ``amp``, ``progress`` and ``checkpoint``): its schedule, the training attack,
+    the loss (TRADES when ``trades_beta`` is set) and, with ``monitor_n``, that many test examples
+    checked each epoch under PGD-20 at the training eps."""
     attack = training_attack(rec)
     loss = train.madry_loss if rec["trades_beta"] is None else trades.TradesLoss(rec["trades_beta"])
-    monitor = None
-    if rec["monitor_n"]:
-        monitor = dataset(rec, train_split=False, n=rec["monitor_n"])
+    monitor = dataset(rec, train_split=False, n=rec["monitor_n"]) if rec["monitor_n"] else None
     eval_attack = None if attack is None else attacks.PGD(eps=attack.eps, steps=20, norm=attack.norm)
+    return {"epochs": rec["epochs"], "batch_size": rec["batch_size"], "attack": attack, "optimizer": rec["optimizer"],
+            "lr": rec["lr"], "weight_decay": rec["weight_decay"], "schedule": rec["schedule"],
+            "eps_ramp": rec["eps_ramp"], "loss": loss, "test_data": monitor, "eval_attack": eval_attack,
+            "seed": rec["seed"]}
+
+
+def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
     start = time.perf_counter()
-    history = train.fit(model, dataset(rec, device=next(model.parameters()).device, root=root), epochs=rec["epochs"], batch_size=rec["batch_size"], attack=attack,
-                        optimizer=rec["optimizer"], lr=rec["lr"], weight_decay=rec["weight_decay"],
-                        schedule=rec["schedule"], eps_ramp=rec["eps_ramp"], loss=loss, test_data=monitor,
-                        eval_attack=eval_attack, seed=rec["seed"], progress=progress)
+    history = train.fit(model, dataset(rec, device=next(model.parameters()).device, root=root),
+                        **fit_settings(rec), progress=progress)
     return {"recipe": rec, "history": history, "train_time_s": time.perf_counter() - start,
             "device": str(next(model.parameters()).device), "torch": torch.__version__}
 
@@ -151,11 +164,8 @@ def get(rec: dict, device=None, progress: bool = True, root=None) -> tuple[torch
     if progress and not target.is_file():
         print(f"training {rec['dataset']} {label(rec)} (not in the cache {target.parent})", flush=True)
 
-    def build():
-        set_seed(rec["seed"])  # the initial weights are part of the recipe
-        return models.build(rec["arch"], **rec["arch_kwargs"])
-
-    return io.load_or_train(target, build, lambda model: _fit(model, rec, progress, root), device=device)
+    return io.load_or_train(target, lambda: initial_model(rec), lambda model: _fit(model, rec, progress, root),
+                            device=device)
 
 
 def robustness(rec: dict, model: torch.nn.Module, attacks_by_name: dict, n_test: int, root=None) -> dict:
