@@ -2,6 +2,8 @@
 #   make book   execute every chapter with papermill at the `ci` profile, then build the HTML
 #               book with jupyter-book (warnings are errors). The HTML lands in _build/html.
 #   make test   unit tests, plus every chapter executed at the `smoke` profile under nbval.
+#   make bench  the performance benchmarks (P1 PGD throughput, P3 time to robustness, scaling);
+#               records land in book/perf/, which the performance appendix shows. BENCH="p1" picks one.
 # Both first create the virtualenv .venv and install the project into it when needed.
 
 PYTHON ?= python3
@@ -23,7 +25,9 @@ export TQDM_MININTERVAL ?= 60
 # which Sphinx refuses; it never imports requests (scipy, its one real need, is in pyproject.toml).
 TORCHATTACKS := torchattacks>=3.5.1,<4
 
-.PHONY: install book chapters html test clean
+BENCH ?=
+
+.PHONY: install book chapters html test bench clean
 
 # --isolated: ignore local pip configuration, so torch and torchvision come as a matching pair
 # from the package index (a machine-wide folder of CPU-only torch wheels breaks torchvision).
@@ -62,6 +66,9 @@ test: install
 	  $(BIN)/papermill --prepare-only -k $(KERNEL) $$nb $(BUILD)/smoke/$$(basename $$nb) -p PROFILE smoke || exit 1; \
 	done
 	$(BIN)/pytest tests $(BUILD)/smoke --nbval-lax --nbval-kernel-name $(KERNEL) --durations=10
+
+bench: install
+	$(BIN)/python -m robustutils.bench $(BENCH)
 
 clean:
 	rm -rf $(BUILD) .cache .pytest_cache .hypothesis

@@ -4,6 +4,7 @@ import torch
 
 from .attacks import PGD, resolved_step_size
 from .data import batches
+from .runtime import progress as progress_bar
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -107,3 +108,26 @@ def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     _, robust, _ = _count(model, x, y, attacks, batch_size)
     return [{"attack": name, "steps": a.settings()["steps"], "step_size": a.settings()["step_size"],
              "restarts": a.restarts, "robust_acc": robust[name]} for name, a in attacks.items()]
+
+
+def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, *,
+            batch_size: int = 500, progress: bool = False) -> dict:
+    """Run ``attacks`` in order, each only on the examples that survived every earlier one.
+
+    Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "attacks": {name: settings}}``:
+    the first attack's accuracy is its own; each later one is the worst case over it and all
+    before it (AutoAttack's order of work), so the last is the per-example minimum over all.
+    Every attack sees about ``batch_size`` inputs at once (its restarts included).
+    """
+    device = _model_device(model)
+    alive = predict(model, x, batch_size).cpu() == y
+    clean, robust = alive.sum().item() / len(y), {}
+    for name, attack in progress_bar(attacks.items(), "attacks", total=len(attacks)) if progress else attacks.items():
+        chunk = max(1, batch_size // getattr(attack, "restarts", 1))
+        index = alive.nonzero().flatten()
+        for start in range(0, len(index), chunk):
+            part = index[start:start + chunk]
+            xb, yb = x[part].to(device), y[part].to(device)
+            alive[part] = (predict(model, attack(model, xb, yb), batch_size) == yb).cpu()
+        robust[name] = alive.sum().item() / len(y)
+    return {"n": len(y), "clean_acc": clean, "robust_acc": robust, "attacks": {k: _settings(a) for k, a in attacks.items()}}

@@ -121,9 +121,10 @@ def accuracy_vs_eps(panels: dict[str, dict[str, tuple[list, list]]], ylabel: str
     return fig
 
 
-def training_curves(histories: dict[str, list[dict]]) -> plt.Figure:
+def training_curves(histories: dict[str, list[dict]], robust_label: str = "PGD-20") -> plt.Figure:
     """Return clean and robust test accuracy per epoch (solid / dashed), one colour per model,
-    and the training eps as a fraction of its final value (right panel)."""
+    and the training eps as a fraction of its final value (right panel); ``robust_label`` names
+    the attack the robust accuracy was measured with."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8))
     for k, (name, history) in enumerate(histories.items()):
         epochs = [row["epoch"] for row in history]
@@ -131,7 +132,7 @@ def training_curves(histories: dict[str, list[dict]]) -> plt.Figure:
         left.plot(epochs, [row["test_clean_acc"] for row in history], "o-", color=colour, label=f"{name}: clean")
         if history[0]["test_robust_acc"] is not None:
             left.plot(epochs, [row["test_robust_acc"] for row in history], "s--", color=colour,
-                      label=f"{name}: robust (PGD-20)")
+                      label=f"{name}: robust ({robust_label})")
             final = history[-1]["eps"] or 1.0
             right.plot([0] + epochs, [0] + [row["eps"] / final for row in history], "o-", color=colour, label=name)
     left.set(xlabel="epoch", ylabel="test accuracy", ylim=(-0.02, 1.02))
@@ -227,5 +228,28 @@ def transfer(points: dict[str, tuple[float, float]], chance: float) -> plt.Figur
            xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def scaling(rows: list[dict], base: dict) -> plt.Figure:
+    """Return three panels of seconds per MNIST training epoch (log scale): against model width,
+    batch size and PGD steps, one line per precision; ``rows`` and ``base`` come from
+    :func:`robustutils.bench.scaling`."""
+    axes_names = {"width": "model width (conv channels / hidden units)", "batch_size": "batch size",
+                  "steps": "PGD steps per training batch"}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    for ax, (axis, xlabel) in zip(axes, axes_names.items()):
+        for precision, style in (("float32", "o-"), ("bf16+channels_last", "s--")):
+            pts = [r for r in rows if r["axis"] == axis and r["precision"] == precision]
+            ticks = ["/".join(map(str, r["value"])) if axis == "width" else str(r["value"]) for r in pts]
+            ax.plot(range(len(pts)), [r["epoch_seconds"] for r in pts], style, label=precision)
+            ax.set_xticks(range(len(pts)), ticks)
+        ax.set(xlabel=xlabel, yscale="log")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("seconds per epoch (60,000 digits)")
+    axes[0].legend()
+    fig.suptitle(f"PGD training cost; other settings at width {base['channels']}/{base['hidden']}, "
+                 f"batch {base['batch_size']}, PGD-{base['steps']}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -1,0 +1,377 @@
+"""Benchmarks, printed with their targets and saved as JSON records for the performance appendix.
+
+``python -m robustutils.bench [p1] [p3] [scaling] [--quick] [--out DIR]`` (``make bench`` runs all three):
+
+* **P1, PGD throughput**: :func:`robustutils.attacks.pgd` against ``torchattacks.PGD`` /
+  ``PGDL2`` on the same model, batch, eps, steps and device, side by side in one process (a warm-up
+  call, then the median of three timed calls on a CPU, five on a GPU). Our attack runs in several *variants* (float32,
+  channels_last weights, bf16 autocast, both; ``torch.compile`` on GPUs): each one's speed-up is
+  printed, beside torchattacks run under the same variant, and beside the mean float32 loss the
+  attack reaches, so that a faster variant is kept only where it is as strong.
+* **P3, time to robustness**: the fastest MNIST l_inf 0.3 recipe found (:data:`P3_RECIPES`), trained
+  under a PGD-10 monitor that detects catastrophic overfitting, then evaluated on all 10,000 test
+  digits by PGD-40, by PGD-100 with 20 restarts and by APGD-CE/APGD-DLR (torchattacks).
+* **Scaling**: seconds per training epoch of PGD adversarial training against model width, batch
+  size and PGD steps (measured on a few batches, scaled to the 60,000 MNIST digits).
+
+Each record carries the machine, date and commit it was measured on.
+"""
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import attacks, data, evaluate, independent, models, train
+from .runtime import pick_device, set_seed
+
+RECORDS = Path(__file__).resolve().parent.parent / "book" / "perf"
+P1_TARGET = {"cpu": 1.0, "cuda": 2.0}
+P3_TARGET = {"clean": 0.985, "pgd-40": 0.93, "strongest": 0.893, "seconds": {"cpu": 600, "cuda": 30}}
+
+
+# --- where and when ----------------------------------------------------------------------------
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _commit() -> str:
+    """Return the git commit the package runs from (``+dirty`` when files differ), or ``unknown``."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def machine(device: torch.device) -> dict:
+    """Return what a measurement ran on: device kind and name, CPU, cores, torch version, UTC date, commit."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"device": device.type, "device_name": gpu or _cpu_name(), "cpu": _cpu_name(),
+            "cpu_cores": os.cpu_count(), "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": _commit()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn, device: torch.device, repeats: int = 5, warmup: int = 1) -> float:
+    """Return the median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# --- P1: PGD throughput ------------------------------------------------------------------------
+
+def variants(device: torch.device) -> dict[str, dict]:
+    """Return the speed settings P1 tries on ``device``: name -> {channels_last, amp, compile}."""
+    out = {"float32": {}, "channels_last": {"channels_last": True}, "bf16": {"amp": True},
+           "bf16+channels_last": {"amp": True, "channels_last": True}}
+    if device.type == "cuda":  # on CPU torch.compile measured slower (0.66x) after 20 s of compiling
+        out["bf16+channels_last+compile"] = {"amp": True, "channels_last": True, "compile": True}
+    return out
+
+
+def prepared(model: torch.nn.Module, channels_last: bool = False, compile: bool = False, **_) -> torch.nn.Module:
+    """Return a copy of ``model`` in eval mode with channels_last weights and/or compiled, as a variant asks."""
+    model = copy.deepcopy(model).eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if compile else model
+
+
+def _torchattacks_pgd(model, norm: str, eps: float, steps: int, step_size: float):
+    ta = independent._torchattacks()
+    cls = ta.PGD if norm == "linf" else ta.PGDL2
+    return cls(model, eps=eps, alpha=step_size, steps=steps, random_start=True)
+
+
+def _mean_loss(model, x_adv, y) -> float:
+    """The float32 cross-entropy (nats) the attack reached, averaged over the batch."""
+    with torch.no_grad():
+        return F.cross_entropy(model(x_adv).float(), y).item()
+
+
+def p1_case(model, x, y, norm: str, eps: float, steps: int, device: torch.device, repeats: int) -> dict:
+    """Time our PGD in every variant and torchattacks (plain and under the same variant) on one batch.
+
+    Return ``{"torchattacks_s", "torchattacks_loss", "variants": {name: {"seconds", "speedup",
+    "speedup_same_settings", "loss"}}}``: seconds per attack call, speed-ups as ratios of
+    torchattacks' plain time (and of its time under the same settings) to ours, losses in nats.
+    """
+    step_size = 2.5 * eps / steps
+    plain = prepared(model)
+    ta_plain = _torchattacks_pgd(plain, norm, eps, steps, step_size)
+    out = {"torchattacks_s": median_seconds(lambda: ta_plain(x, y), device, repeats),
+           "torchattacks_loss": _mean_loss(plain, ta_plain(x, y), y), "variants": {}}
+    for name, how in variants(device).items():
+        fast = prepared(model, **how)
+        amp = how.get("amp", False)
+        ours = median_seconds(lambda: attacks.pgd(fast, x, y, eps=eps, steps=steps, step_size=step_size,
+                                                  norm=norm, use_best=False, amp=amp), device, repeats)
+        ta = _torchattacks_pgd(fast, norm, eps, steps, step_size)
+        try:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                theirs = median_seconds(lambda: ta(x, y), device, repeats)
+        except RuntimeError:  # torchattacks' PGDL2 .view()s gradients, which fails on channels_last ones
+            theirs = None
+        x_adv = attacks.pgd(fast, x, y, eps=eps, steps=steps, step_size=step_size, norm=norm, use_best=False, amp=amp)
+        out["variants"][name] = {"seconds": ours, "speedup": out["torchattacks_s"] / ours,
+                                 "speedup_same_settings": None if theirs is None else theirs / ours, "loss": _mean_loss(plain, x_adv, y)}
+    return out
+
+
+def _p1_models(device: torch.device, quick: bool):
+    """The two models of P1 with a real batch each: Madry et al.'s MNIST CNN, briefly trained on
+    real digits (so that the attack's loss means something), and a random-init PreAct-ResNet-18
+    on real CIFAR-10 test images."""
+    set_seed(0)
+    mnist_x, mnist_y = data.mnist(train=True)
+    mnist = models.madry_mnist_cnn().to(device)
+    train.fit(mnist, (mnist_x[:2_000 if quick else 10_000], mnist_y[:2_000 if quick else 10_000]), epochs=1,
+              batch_size=128, progress=False)
+    test_x, test_y = data.mnist(train=False)
+    cifar_x, cifar_y = data.cifar10(train=False)
+    on_gpu = device.type == "cuda"
+    mnist_batch = 1024 if on_gpu else (64 if quick else 256)
+    cifar_batch = 256 if on_gpu else (8 if quick else 32)
+    resnet = models.preact_resnet18(width=16 if quick else 64).to(device)
+    return [("MNIST CNN (Madry)", mnist, test_x[:mnist_batch], test_y[:mnist_batch], {"linf": 0.3, "l2": 2.0}),
+            ("PreAct-ResNet-18", resnet, cifar_x[:cifar_batch], cifar_y[:cifar_batch], {"linf": 8 / 255, "l2": 0.5})]
+
+
+def p1(device: torch.device, quick: bool = False) -> dict:
+    """Run P1 on ``device``; return its record (rows of model, norm, batch, steps and timings)."""
+    steps, repeats = (3, 1) if quick else (10, 5 if device.type == "cuda" else 3)
+    rows = []
+    for name, model, x, y, eps_by_norm in _p1_models(device, quick):
+        x, y = x.to(device), y.to(device)
+        for norm, eps in eps_by_norm.items():
+            case = p1_case(model, x, y, norm, eps, steps, device, repeats)
+            rows.append({"model": name, "norm": norm, "eps": eps, "batch": len(y), "steps": steps, **case})
+            print(_p1_line(rows[-1]), flush=True)
+    return {"benchmark": "p1", "target": P1_TARGET[device.type], "rows": rows}
+
+
+def best_variant(row: dict) -> tuple[str, dict]:
+    """Return the fastest variant of a P1 row whose loss is no lower than torchattacks' minus 2%."""
+    strong = {k: v for k, v in row["variants"].items() if v["loss"] >= 0.98 * row["torchattacks_loss"]}
+    name = max(strong or row["variants"], key=lambda k: row["variants"][k]["speedup"])
+    return name, row["variants"][name]
+
+
+def _p1_line(row: dict) -> str:
+    name, best = best_variant(row)
+    parts = [f"{v['speedup']:.2f}x {k}" for k, v in row["variants"].items()]
+    return (f"P1 {row['model']} {row['norm']} batch {row['batch']} PGD-{row['steps']}: torchattacks "
+            f"{row['torchattacks_s'] * 1e3:.0f} ms; ours " + ", ".join(parts) + f" -> best {best['speedup']:.2f}x ({name})")
+
+
+# --- P3: time to robustness --------------------------------------------------------------------
+
+# MNIST l_inf 0.3 as fast as we found it: PGD-5 training with an eps ramp over the first 30% of
+# steps and a one-cycle Adam schedule, bf16 autocast and channels_last weights (3x on this CPU),
+# Madry et al.'s network widths with 3x3 kernels and a 256-unit layer.
+P3_RECIPES = {
+    "cpu": {"channels": (32, 64), "hidden": 256, "kernel": 3, "epochs": 12, "batch_size": 256, "lr": 2e-3,
+            "steps": 5, "eps_ramp": 0.3, "amp": True, "channels_last": True},
+    "cuda": {"channels": (32, 64), "hidden": 1024, "kernel": 5, "epochs": 12, "batch_size": 512, "lr": 3e-3,
+             "steps": 5, "eps_ramp": 0.3, "amp": True, "channels_last": True},
+}
+
+
+def p3_model(recipe: dict) -> models.Classifier:
+    """Return the untrained P3 network of ``recipe`` (a :func:`models.mnist_cnn`)."""
+    return models.mnist_cnn(recipe["channels"], recipe["hidden"], recipe["kernel"])
+
+
+def p3_train(model, x, y, monitor, recipe: dict, eps: float, progress: bool = True):
+    """Adversarially train ``model`` on ``(x, y)`` by ``recipe``; return (history, wall-clock seconds).
+
+    ``monitor`` is ``(x, y)`` held-out digits on which PGD-10 (Wong et al.'s check) runs each epoch:
+    :func:`robustutils.train.catastrophic_overfitting` reads its accuracy from the history.
+    """
+    if recipe["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    step_size = 1.25 * eps if recipe["steps"] == 1 else 2.5 * eps / recipe["steps"]
+    attack = attacks.PGD(eps=eps, steps=recipe["steps"], step_size=step_size, amp=recipe["amp"], use_best=False)
+    start = time.perf_counter()
+    history = train.fit(model, (x, y), epochs=recipe["epochs"], batch_size=recipe["batch_size"], attack=attack,
+                        lr=recipe["lr"], eps_ramp=recipe["eps_ramp"], amp=recipe["amp"], test_data=monitor,
+                        eval_attack=attacks.PGD(eps=eps, steps=10, amp=recipe["amp"]), progress=progress)
+    _sync(next(model.parameters()).device)
+    return history, time.perf_counter() - start
+
+
+def p3_attacks(eps: float, quick: bool = False, amp: bool = False) -> dict:
+    """The P3 evaluation, weakest first: Madry et al.'s PGD-40 (step 0.01 at eps 0.3), APGD-CE and
+    APGD-DLR (torchattacks, float32), and PGD-100 with 20 restarts (``amp``: under bf16 autocast)."""
+    steps, long_steps, restarts, apgd_steps = (5, 10, 2, 5) if quick else (40, 100, 20, 100)
+    step = eps / 30
+    return {f"pgd-{steps}": attacks.PGD(eps=eps, steps=steps, step_size=step),
+            **independent.apgd_pair(eps, "linf", apgd_steps),
+            f"pgd-{long_steps}x{restarts}": attacks.PGD(eps=eps, steps=long_steps, step_size=step,
+                                                        restarts=restarts, amp=amp)}
+
+
+def p3(device: torch.device, quick: bool = False) -> dict:
+    """Run P3 on ``device``: train the recipe on real MNIST, then evaluate; return its record."""
+    recipe = dict(P3_RECIPES[device.type])
+    eps = 0.3
+    x, y = data.mnist(train=True)
+    test_x, test_y = data.mnist(train=False)
+    held_out = 1_000
+    if quick:
+        recipe.update(epochs=1, channels=(8, 16), hidden=32)
+        x, y, test_x, test_y, held_out = x[:2_000], y[:2_000], test_x[:200], test_y[:200], 200
+    set_seed(0)
+    model = p3_model(recipe).to(device)
+    monitor = (x[-held_out:], y[-held_out:])
+    history, seconds = p3_train(model, x[:-held_out], y[:-held_out], monitor, recipe, eps, progress=not quick)
+    overfit_epoch = train.catastrophic_overfitting(history)
+    start = time.perf_counter()
+    result = evaluate.cascade(model, test_x, test_y, p3_attacks(eps, quick, amp=recipe["amp"]),
+                              batch_size=500 if device.type == "cuda" else 250, progress=not quick)
+    record = {"benchmark": "p3", "recipe": {**recipe, "eps": eps, "norm": "linf", "n_train": len(y) - held_out},
+              "targets": {**P3_TARGET, "seconds": P3_TARGET["seconds"][device.type]},
+              "train_seconds": seconds, "eval_seconds": time.perf_counter() - start,
+              "history": history, "catastrophic_overfitting_epoch": overfit_epoch, **result}
+    print(_p3_lines(record), flush=True)
+    return record
+
+
+def p3_verdict(record: dict) -> dict:
+    """Return each P3 target's pass/fail: clean, PGD-40 (the first attack), strongest, time, no overfitting."""
+    first, last = list(record["robust_acc"])[0], list(record["robust_acc"])[-1]
+    target = record["targets"]
+    return {"clean": record["clean_acc"] >= target["clean"], "pgd-40": record["robust_acc"][first] >= target["pgd-40"],
+            "strongest": record["robust_acc"][last] >= target["strongest"],
+            "seconds": record["train_seconds"] <= target["seconds"],
+            "no catastrophic overfitting": record["catastrophic_overfitting_epoch"] is None}
+
+
+def _p3_lines(record: dict) -> str:
+    verdict = p3_verdict(record)
+    lines = [f"P3 trained in {record['train_seconds']:.0f} s (target <= {record['targets']['seconds']} s), "
+             f"evaluated on {record['n']} test digits in {record['eval_seconds']:.0f} s",
+             f"P3 clean {100 * record['clean_acc']:.2f}% (target >= {100 * record['targets']['clean']:.1f}%)"]
+    for i, (name, acc) in enumerate(record["robust_acc"].items()):
+        what = "alone" if i == 0 else "worst case so far"
+        lines.append(f"P3 {name} ({what}) {100 * acc:.2f}%")
+    lines.append(f"P3 targets: PGD-40 >= {100 * record['targets']['pgd-40']:.1f}%, strongest >= "
+                 f"{100 * record['targets']['strongest']:.1f}%; catastrophic overfitting at epoch "
+                 f"{record['catastrophic_overfitting_epoch']}")
+    lines.append("P3 " + ", ".join(f"{k}: {'PASS' if v else 'FAIL'}" for k, v in verdict.items()))
+    return "\n".join(lines)
+
+
+# --- scaling -----------------------------------------------------------------------------------
+
+SCALING_BASE = {"channels": (16, 32), "hidden": 128, "batch_size": 256, "steps": 5}
+SCALING_GRID = {"width": [(8, 16, 64), (16, 32, 128), (32, 64, 256), (64, 128, 512)],
+                "batch_size": [64, 128, 256, 512], "steps": [0, 1, 2, 5, 10]}
+
+
+def epoch_seconds(device: torch.device, x, y, channels, hidden: int, batch_size: int, steps: int,
+                  fast: bool, batches: int = 6) -> float:
+    """Return the seconds one epoch of 60,000 digits takes: PGD-``steps`` adversarial training
+    (``steps=0``: standard) of ``mnist_cnn(channels, hidden)``, timed as the median of ``batches``
+    steps. ``fast``: bf16 autocast and channels_last weights."""
+    set_seed(0)
+    model = prepared(models.mnist_cnn(channels, hidden).to(device), channels_last=fast).train()
+    opt = train.make_optimizer(model, "adam", 1e-3)
+    attack = attacks.PGD(eps=0.3, steps=steps, amp=fast, use_best=False) if steps else None
+    xb, yb = x[:batch_size].to(device), y[:batch_size].to(device)
+    seconds = median_seconds(lambda: train.train_step(model, opt, xb, yb, attack, amp=fast), device, batches)
+    return seconds * 60_000 / batch_size
+
+
+def scaling(device: torch.device, quick: bool = False) -> dict:
+    """Measure :func:`epoch_seconds` along each axis of :data:`SCALING_GRID` (the others at
+    :data:`SCALING_BASE`), in float32 and in bf16 + channels_last; return the record."""
+    x, y = data.mnist(train=False)
+    grid = {k: v[:2] for k, v in SCALING_GRID.items()} if quick else SCALING_GRID
+    rows = []
+    for axis, values in grid.items():
+        for value in values:
+            cfg = dict(SCALING_BASE)
+            if axis == "width":
+                cfg["channels"], cfg["hidden"] = value[:2], value[2]
+            else:
+                cfg[axis] = value
+            for fast in (False, True):
+                s = epoch_seconds(device, x, y, fast=fast, batches=2 if quick else 6, **cfg)
+                rows.append({"axis": axis, "value": list(value) if axis == "width" else value,
+                             "precision": "bf16+channels_last" if fast else "float32", "epoch_seconds": s, **cfg})
+            print(f"scaling {axis}={value}: {rows[-2]['epoch_seconds']:.1f} s float32, "
+                  f"{rows[-1]['epoch_seconds']:.1f} s bf16+channels_last per epoch", flush=True)
+    return {"benchmark": "scaling", "base": SCALING_BASE, "rows": rows}
+
+
+# --- records and the command line --------------------------------------------------------------
+
+def save_record(record: dict, device: torch.device, out: Path) -> Path:
+    """Write ``record`` with :func:`machine` to ``out/<benchmark>-<device>.json``; return the path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{record['benchmark']}-{device.type}.json"
+    path.write_text(json.dumps({"machine": machine(device), **record}, indent=1, default=str) + "\n")
+    return path
+
+
+def load_records(folder=RECORDS) -> list[dict]:
+    """Return every benchmark record saved under ``folder``, sorted by benchmark then device."""
+    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+
+
+BENCHMARKS = {"p1": p1, "p3": p3, "scaling": scaling}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmarks run (for tests)")
+    parser.add_argument("--out", type=Path, default=RECORDS, help=f"folder of the JSON records (default {RECORDS})")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when present)")
+    args = parser.parse_args(argv)
+    unknown = set(args.benchmarks) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}: choose from {', '.join(BENCHMARKS)}")
+    device = pick_device(args.device)
+    print(f"benchmarks on {machine(device)}", flush=True)
+    for name in args.benchmarks or BENCHMARKS:
+        print(f"wrote {save_record(BENCHMARKS[name](device, args.quick), device, args.out)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
