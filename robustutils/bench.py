@@ -351,11 +351,12 @@ def scaling(device: torch.device, quick: bool = False) -> dict:
 
 # --- records and the command line --------------------------------------------------------------
 
-def save_record(record: dict, device: torch.device, out: Path) -> Path:
-    """Write ``record`` with :func:`machine` to ``out/<benchmark>-<device>.json``; return the path."""
+def save_record(record: dict, where: dict, out: Path) -> Path:
+    """Write ``record`` with ``where`` (:func:`machine`, taken when the run started, so that the
+    commit is the code that ran) to ``out/<benchmark>-<device>.json``; return the path."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{record['benchmark']}-{device.type}.json"
-    path.write_text(json.dumps({"machine": machine(device), **record}, indent=1, default=str) + "\n")
+    path = out / f"{record['benchmark']}-{where['device']}.json"
+    path.write_text(json.dumps({"machine": where, **record}, indent=1, default=str) + "\n")
     return path
 
 
@@ -378,9 +379,10 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}: choose from {', '.join(BENCHMARKS)}")
     device = pick_device(args.device)
-    print(f"benchmarks on {machine(device)}", flush=True)
+    where = machine(device)
+    print(f"benchmarks on {where}", flush=True)
     for name in args.benchmarks or BENCHMARKS:
-        print(f"wrote {save_record(BENCHMARKS[name](device, args.quick), device, args.out)}", flush=True)
+        print(f"wrote {save_record(BENCHMARKS[name](device, args.quick), where, args.out)}", flush=True)
 
 
 if __name__ == "__main__":
