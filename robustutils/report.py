@@ -1,4 +1,9 @@
-"""Tables of results for the chapters: Markdown text (the book renders it), and small summaries."""
+"""Tables of results for the chapters: Markdown text (the book renders it), small summaries, and
+the claims each chapter tests, recorded in its executed notebook for the summary of results."""
+
+import ast
+import json
+from pathlib import Path
 
 from .evaluate import overestimate_pp
 
@@ -37,3 +42,53 @@ def robustness_row(model: str, threat: str, result: dict, reference: str) -> dic
     overestimates the worst case (percentage points)."""
     return {"model": model, "threat": threat, "clean": result["clean_acc"], **result["robust_acc"],
             "worst": result["worst_acc"], "gap": overestimate_pp(result, reference)}
+
+
+# Claims: what a chapter tests of a paper, recorded in its executed notebook for the summary page.
+CLAIM_PREFIX = "claim:"
+_GLUE_MIME = "application/papermill.record/text/plain"
+
+
+def claim(key: str, text: str, paper: str, measured: str, held: bool, checked: bool) -> bool:
+    """Record one claim of a paper as this run tested it, then assert it when ``checked``.
+
+    ``text`` states the claim, ``paper`` the paper's number (with its source), ``measured`` this
+    run's number, both as display strings; ``held`` says whether this run supports the claim,
+    ``checked`` whether the profile is large enough for it to be asserted (the chapters pass
+    ``cfg["assert_claims"]``). The record is glued into the executed notebook under
+    ``claim:<key>`` (myst-nb's ``glue``, where installed), where :func:`collect_claims` finds it.
+    Returns ``held``; raises ``AssertionError`` when ``checked`` and not ``held``.
+    """
+    record = {"key": key, "claim": text, "paper": paper, "measured": measured,
+              "held": bool(held), "checked": bool(checked)}
+    try:
+        from myst_nb import glue
+    except ImportError:  # e.g. on Colab: the record only matters to the rendered book
+        glue = None
+    if glue is not None:
+        glue(CLAIM_PREFIX + key, json.dumps(record), display=False)
+    verdict = "holds" if held else "does NOT hold"
+    print(f"Claim: {text} — {verdict} here ({measured}; paper: {paper})"
+          + ("" if checked else " [not asserted at this profile]"))
+    if checked and not held:
+        raise AssertionError(f"claim {key!r} did not reproduce: {text} (measured {measured}; paper {paper})")
+    return bool(held)
+
+
+def collect_claims(paths) -> list[dict]:
+    """Return the claim records glued by :func:`claim` into the executed notebooks at ``paths``,
+    in path then cell order; each record gains ``chapter`` (the notebook's file stem) and
+    ``profile`` (the ``PROFILE`` papermill ran it with, None if the notebook was not run by papermill)."""
+    import nbformat
+
+    records = []
+    for path in paths:
+        nb = nbformat.read(str(path), as_version=4)
+        profile = nb.metadata.get("papermill", {}).get("parameters", {}).get("PROFILE")
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                name = out.get("metadata", {}).get("scrapbook", {}).get("name", "")
+                if name.startswith(CLAIM_PREFIX) and _GLUE_MIME in out.get("data", {}):
+                    record = json.loads(ast.literal_eval(out["data"][_GLUE_MIME]))
+                    records.append({**record, "chapter": Path(path).stem, "profile": profile})
+    return records

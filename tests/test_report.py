@@ -5,6 +5,8 @@ from hypothesis import given, strategies as st
 
 from robustutils import report
 
+KERNEL = "robustbook"  # the virtualenv's kernel that the Makefile registers
+
 
 def test_markdown_table_formats_and_marks_missing_values():
     text = report.markdown_table([{"m": "a", "acc": 0.5}, {"m": "b"}], {"m": "model", "acc": "accuracy"}, {"acc": ".1%"})
@@ -36,3 +38,36 @@ def test_robustness_row_flattens_a_comparison_and_measures_the_gap():
     row = report.robustness_row("m", "linf 0.3", result, "pgd")
     assert row == {"model": "m", "threat": "linf 0.3", "clean": 0.9, "pgd": 0.6, "apgd": 0.5, "worst": 0.45,
                    "gap": pytest.approx(15.0)}
+
+
+def test_claim_returns_held_and_asserts_only_when_checked(capsys):
+    assert report.claim("k", "robust models are robust", paper="89%", measured="91%", held=True, checked=True)
+    assert not report.claim("k", "robust models are robust", paper="89%", measured="12%", held=False, checked=False)
+    assert "not asserted" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="did not reproduce"):
+        report.claim("k", "robust models are robust", paper="89%", measured="12%", held=False, checked=True)
+
+
+def test_claims_glued_by_an_executed_notebook_are_collected(tmp_path):
+    """A real kernel runs a notebook through papermill, as `make book` does; the records come back
+    out of the executed copy with its chapter name and profile."""
+    nbformat = pytest.importorskip("nbformat")
+    papermill = pytest.importorskip("papermill")
+    params = nbformat.v4.new_code_cell('PROFILE = "smoke"')
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        "from robustutils import report\n"
+        "report.claim('a', 'first claim', paper='1%', measured='2%', held=True, checked=True)\n"
+        "report.claim('b', 'second claim', paper='3%', measured='4%', held=False, checked=False)")
+    source, executed = tmp_path / "02_chapter.ipynb", tmp_path / "out" / "02_chapter.ipynb"
+    executed.parent.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[params, body])
+    nb.metadata["kernelspec"] = {"name": KERNEL, "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, source)
+    papermill.execute_notebook(str(source), str(executed), parameters={"PROFILE": "ci"},
+                               kernel_name=KERNEL, progress_bar=False)
+    records = report.collect_claims([executed])
+    assert [(r["key"], r["held"], r["checked"], r["chapter"], r["profile"]) for r in records] == \
+        [("a", True, True, "02_chapter", "ci"), ("b", False, False, "02_chapter", "ci")]
+    assert records[0]["paper"] == "1%" and records[1]["measured"] == "4%"
+    assert report.collect_claims([source]) == []  # an unexecuted notebook has nothing glued
