@@ -2,6 +2,9 @@
 #   make book   execute every chapter with papermill at the `ci` profile, then build the HTML
 #               book with jupyter-book (warnings are errors). The HTML lands in _build/html.
 #   make test   unit tests, plus every chapter executed at the `smoke` profile under nbval.
+#   make browser  after make book: open every page of the built book in headless Chromium and check
+#               it as a reader sees it (tests/browser_check.py); screenshots land in _build/screenshots.
+#               Installs Chromium (Debian's package) and a MathJax copy first, via .ci/install-browser.
 #   make bench  the performance benchmarks (P1 PGD throughput, P3 time to robustness, scaling);
 #               records land in book/perf/, which the performance appendix shows. BENCH="p1" picks one.
 # Both first create the virtualenv .venv and install the project into it when needed.
@@ -27,7 +30,10 @@ TORCHATTACKS := torchattacks>=3.5.1,<4
 
 BENCH ?=
 
-.PHONY: install book chapters html test bench clean
+# The browser check serves MathJax from here in place of its CDN (the machine is offline).
+BROWSER_CACHE := .cache/browser
+
+.PHONY: install book chapters html test browser bench clean
 
 # --isolated: ignore local pip configuration, so torch and torchvision come as a matching pair
 # from the package index (a machine-wide folder of CPU-only torch wheels breaks torchvision).
@@ -66,6 +72,17 @@ test: install
 	  $(BIN)/papermill --prepare-only -k $(KERNEL) $$nb $(BUILD)/smoke/$$(basename $$nb) -p PROFILE smoke || exit 1; \
 	done
 	$(BIN)/pytest tests $(BUILD)/smoke --nbval-lax --nbval-kernel-name $(KERNEL) --durations=10
+
+$(BIN)/.browser: $(BIN)/.installed .ci/install-browser
+	$(BIN)/python -m pip --isolated install --quiet -e ".[browser]"
+	bash .ci/install-browser $(BROWSER_CACHE)
+	touch $@
+
+browser: $(BIN)/.browser
+	ROBUSTBOOK_HTML=$(CURDIR)/$(BUILD)/html ROBUSTBOOK_SCREENSHOTS=$(CURDIR)/$(BUILD)/screenshots \
+	ROBUSTBOOK_MATHJAX=$(CURDIR)/$(BROWSER_CACHE)/mathjax \
+	  $(BIN)/pytest tests/browser_check.py -p no:cacheprovider -q
+	@echo "Screenshots of each page's first screen: $(CURDIR)/$(BUILD)/screenshots"
 
 bench: install
 	$(BIN)/python -m robustutils.bench $(BENCH)

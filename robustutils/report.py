@@ -92,3 +92,19 @@ def collect_claims(paths) -> list[dict]:
                     record = json.loads(ast.literal_eval(out["data"][_GLUE_MIME]))
                     records.append({**record, "chapter": Path(path).stem, "profile": profile})
     return records
+
+
+def claims_table(records: list[dict]) -> str:
+    """Return a Markdown table of claim records (:func:`collect_claims`): chapter (a link to its
+    page), claim, the paper's number, this run's number with its profile, and the verdict: "held",
+    "FAILED" (asserted and not held, which stops the build), or "not asserted" when the profile was
+    too small to assert it (with whether it held anyway)."""
+    def verdict(r):
+        if r["checked"]:
+            return "held" if r["held"] else "FAILED"
+        return "not asserted (held)" if r["held"] else "not asserted (did not hold)"
+
+    rows = [{"chapter": f"{{doc}}`{r['chapter']}`", "claim": r["claim"], "paper": r["paper"],
+             "run": f"{r['measured']} ({r['profile']})", "verdict": verdict(r)} for r in records]
+    return markdown_table(rows, {"chapter": "chapter", "claim": "claim", "paper": "paper",
+                                 "run": "this run (profile)", "verdict": "assert"})

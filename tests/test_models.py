@@ -77,7 +77,7 @@ def test_unknown_architecture_is_refused():
 
 def test_unknown_profile_or_chapter_is_refused():
     chapter = next(iter(profiles.PROFILES["smoke"]))
-    with pytest.raises(ValueError, match=r"unknown profile 'huge': choose one of \['smoke', 'ci', 'full'\]"):
+    with pytest.raises(ValueError, match=r"unknown profile 'huge': choose one of \['smoke', 'ci', 'colab', 'full'\]"):
         profiles.config("huge", chapter)
     with pytest.raises(ValueError, match=r"profile 'smoke' has no section 'chapter9'"):
         profiles.config("smoke", "chapter9")

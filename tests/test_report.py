@@ -71,3 +71,14 @@ def test_claims_glued_by_an_executed_notebook_are_collected(tmp_path):
         [("a", True, True, "02_chapter", "ci"), ("b", False, False, "02_chapter", "ci")]
     assert records[0]["paper"] == "1%" and records[1]["measured"] == "4%"
     assert report.collect_claims([source]) == []  # an unexecuted notebook has nothing glued
+
+
+def test_claims_table_links_chapters_and_gives_each_verdict():
+    base = {"claim": "c", "paper": "p", "measured": "m", "profile": "ci", "chapter": "02_x"}
+    records = [{**base, "held": True, "checked": True}, {**base, "held": False, "checked": True},
+               {**base, "held": True, "checked": False}, {**base, "held": False, "checked": False}]
+    lines = report.claims_table(records).splitlines()
+    assert len(lines) == 2 + len(records)
+    assert lines[2] == "| {doc}`02_x` | c | p | m (ci) | held |"
+    assert [line.rsplit("|", 2)[1].strip() for line in lines[2:]] == \
+        ["held", "FAILED", "not asserted (held)", "not asserted (did not hold)"]
