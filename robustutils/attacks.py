@@ -33,18 +33,22 @@ class Linf:
 
     @staticmethod
     def random_start(x: torch.Tensor, eps: float) -> torch.Tensor:
+        """Return a perturbation shaped like ``x``, uniform in [-eps, eps] per pixel."""
         return (2 * torch.rand_like(x) - 1) * eps
 
     @staticmethod
     def step(grad: torch.Tensor, step_size: float) -> torch.Tensor:
+        """Return the ascent step ``step_size * sign(grad)`` (each pixel moves by ``step_size``)."""
         return step_size * grad.sign()
 
     @staticmethod
     def project(delta: torch.Tensor, eps: float) -> torch.Tensor:
+        """Return ``delta`` clamped to [-eps, eps] per pixel."""
         return delta.clamp(-eps, eps)
 
     @staticmethod
     def norm(delta: torch.Tensor) -> torch.Tensor:
+        """Return the l_inf norm [N] of each example's perturbation (pixel units)."""
         return _per_example_norm(delta, math.inf).flatten()
 
 
@@ -55,19 +59,24 @@ class L2:
 
     @staticmethod
     def random_start(x: torch.Tensor, eps: float) -> torch.Tensor:
+        """Return a perturbation shaped like ``x`` of l_2 norm ``eps`` per example, in a uniformly
+        random direction (on the sphere, not inside the ball)."""
         noise = torch.randn_like(x)
         return eps * noise / (_per_example_norm(noise, 2) + 1e-12)
 
     @staticmethod
     def step(grad: torch.Tensor, step_size: float) -> torch.Tensor:
+        """Return the ascent step ``step_size * grad / ||grad||_2`` (l_2 length ``step_size`` per example)."""
         return step_size * grad / (_per_example_norm(grad, 2) + 1e-12)
 
     @staticmethod
     def project(delta: torch.Tensor, eps: float) -> torch.Tensor:
+        """Return ``delta`` rescaled onto the l_2 ball of radius ``eps`` where it lies outside, else unchanged."""
         return delta * (eps / (_per_example_norm(delta, 2) + 1e-12)).clamp(max=1.0)
 
     @staticmethod
     def norm(delta: torch.Tensor) -> torch.Tensor:
+        """Return the l_2 norm [N] of each example's perturbation (pixel units)."""
         return _per_example_norm(delta, 2).flatten()
 
 
@@ -75,12 +84,12 @@ THREATS = {"linf": Linf, "l2": L2}
 
 
 def cross_entropy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The default attack loss: per-example cross-entropy of ``model(x)`` against labels ``y`` (nats)."""
+    """Return the default attack loss: per-example cross-entropy [N] of ``model(x)`` against labels ``y`` (nats)."""
     return F.cross_entropy(model(x), y, reduction="none")
 
 
 def threat(norm: str):
-    """Return the threat model (``Linf`` or ``L2``) named ``norm``."""
+    """Return the threat model (the class :class:`Linf` or :class:`L2`) named ``norm`` (``"linf"`` or ``"l2"``)."""
     if norm not in THREATS:
         raise ValueError(f"unknown norm {norm!r}: use one of {sorted(THREATS)}")
     return THREATS[norm]
@@ -92,7 +101,11 @@ def resolved_step_size(eps: float, steps: int, step_size: float | None) -> float
 
 
 def check_settings(eps, steps, step_size, norm, restarts) -> None:
-    """Raise ``ValueError`` with the fix when an attack setting is out of range."""
+    """Raise ``ValueError`` with the fix when an attack setting is out of range; return nothing.
+
+    ``eps`` must be finite and >= 0, ``step_size`` None or finite and >= 0 (both in pixel units),
+    ``steps`` and ``restarts`` integers >= 1, ``norm`` ``"linf"`` or ``"l2"``.
+    """
     threat(norm)
     for name, value in (("eps", eps), ("step_size", 0.0 if step_size is None else step_size)):
         if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
@@ -175,10 +188,11 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
 
     Maximises ``loss_fn(model, x_adv, y)`` (per-example; default cross-entropy), or minimises it
     when ``targeted`` (then ``y`` holds the targets, or any per-example tensor the loss needs).
-    ``step_size`` defaults to ``2.5 * eps / steps``. ``restarts`` random starts run in one batch;
-    per example the highest-loss one is returned. ``use_best`` returns the best iterate seen
-    (the start included) rather than the last. ``amp`` runs the model (and loss) under bf16
-    autocast on ``x``'s device; ``x_adv`` stays float32. The model runs in eval mode; its mode is restored.
+    ``eps`` and ``step_size`` are in pixel units; ``step_size`` defaults to ``2.5 * eps / steps``.
+    ``restarts`` random starts run in one batch; per example the best one is returned (the highest
+    loss; the lowest when ``targeted``). ``use_best`` returns the best iterate seen (the start
+    included) rather than the last. ``amp`` runs the model (and loss) under bf16 autocast on ``x``'s
+    device; ``x_adv`` stays float32. The model runs in eval mode; its mode is restored.
     """
     check_settings(eps, steps, step_size, norm, restarts)
     check_inputs(x, y)

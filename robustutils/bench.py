@@ -1,6 +1,7 @@
 """Benchmarks, printed with their targets and saved as JSON records for the performance appendix.
 
-``python -m robustutils.bench [p1] [p3] [scaling] [--quick] [--out DIR]`` (``make bench`` runs all three):
+``python -m robustutils.bench [p1] [p3] [scaling] [--quick] [--out DIR] [--device cpu|cuda]`` (``make bench``
+runs all three):
 
 * **P1, PGD throughput**: :func:`robustutils.attacks.pgd` against ``torchattacks.PGD`` /
   ``PGDL2`` on the same model, batch, eps, steps and device, side by side in one process (a warm-up
@@ -138,7 +139,8 @@ def _mean_loss(model, x_adv, y) -> float:
 
 
 def p1_case(model, x, y, norm: str, eps: float, steps: int, device: torch.device, repeats: int) -> dict:
-    """Time our PGD in every variant and torchattacks (plain and under the same variant) on one batch.
+    """Time our PGD in every variant and torchattacks (plain and under the same variant) on one batch,
+    ``steps`` steps of ``2.5 * eps / steps`` within ``eps`` (pixel units) in ``norm``.
 
     Return ``{"torchattacks_s", "torchattacks_loss", "variants": {name: {"seconds", "speedup",
     "speedup_same_settings", "loss"}}}``: seconds per attack call, speed-ups as ratios of
@@ -220,6 +222,9 @@ def _p1_line(row: dict) -> str:
 # (3x faster than float32 there), Madry et al.'s channel widths with 3x3 kernels and a 256-unit
 # layer: about 46 s per epoch. The GPU recipe (Madry et al.'s full network, larger batches) has
 # not been timed yet: no GPU was lent while it was written.
+#: The P3 recipe per device type, ``"cpu"`` or ``"cuda"``. It holds :func:`robustutils.models.mnist_cnn`'s
+#: ``channels``, ``hidden`` and ``kernel``, then epochs, batch size, peak learning rate, PGD steps,
+#: the eps ramp (a fraction of all steps), bf16 autocast and channels_last weights.
 P3_RECIPES = {
     "cpu": {"channels": (32, 64), "hidden": 256, "kernel": 3, "epochs": 12, "batch_size": 256, "lr": 2e-3,
             "steps": 5, "eps_ramp": 0.3, "amp": True, "channels_last": True},
@@ -229,12 +234,13 @@ P3_RECIPES = {
 
 
 def p3_model(recipe: dict) -> models.Classifier:
-    """Return the untrained P3 network of ``recipe`` (a :func:`models.mnist_cnn`)."""
+    """Return the untrained P3 network of ``recipe`` (a :func:`robustutils.models.mnist_cnn`)."""
     return models.mnist_cnn(recipe["channels"], recipe["hidden"], recipe["kernel"])
 
 
 def p3_train(model, x, y, monitor, recipe: dict, eps: float, progress: bool = True):
-    """Adversarially train ``model`` on ``(x, y)`` by ``recipe``; return (history, wall-clock seconds).
+    """Adversarially train ``model`` on ``(x, y)`` by ``recipe`` against l_inf PGD within ``eps`` (pixel
+    units); return (the history of :func:`robustutils.train.fit`, wall-clock seconds of training).
 
     ``monitor`` is ``(x, y)`` held-out digits on which PGD-10 (Wong et al.'s check) runs each epoch:
     :func:`robustutils.train.catastrophic_overfitting` reads its accuracy from the history.
@@ -252,8 +258,9 @@ def p3_train(model, x, y, monitor, recipe: dict, eps: float, progress: bool = Tr
 
 
 def p3_attacks(eps: float, quick: bool = False, amp: bool = False) -> dict:
-    """The P3 evaluation, weakest first: Madry et al.'s PGD-40 (step 0.01 at eps 0.3), APGD-CE and
-    APGD-DLR (torchattacks, float32), and PGD-100 with 20 restarts (``amp``: under bf16 autocast)."""
+    """Return the P3 evaluation at l_inf ``eps`` (pixel units), attacks keyed by name, weakest first:
+    Madry et al.'s PGD-40 (step ``eps / 30``, 0.01 at eps 0.3), APGD-CE and APGD-DLR (torchattacks,
+    float32), and PGD-100 with 20 restarts (``amp``: under bf16 autocast); ``quick``: far fewer steps."""
     steps, long_steps, restarts, apgd_steps = (5, 10, 2, 5) if quick else (40, 100, 20, 100)
     step = eps / 30
     return {f"pgd-{steps}": attacks.PGD(eps=eps, steps=steps, step_size=step),
@@ -315,7 +322,11 @@ def _p3_lines(record: dict) -> str:
 
 # --- scaling -----------------------------------------------------------------------------------
 
+#: The settings :func:`scaling` holds while it varies one axis (conv channels, hidden units, batch
+#: size and PGD steps).
 SCALING_BASE = {"channels": (16, 32), "hidden": 128, "batch_size": 256, "steps": 5}
+#: The values :func:`scaling` tries on each axis, width as (channels, channels, hidden units), batch
+#: size and PGD steps (0 means standard training).
 SCALING_GRID = {"width": [(8, 16, 64), (16, 32, 128), (32, 64, 256), (64, 128, 512)],
                 "batch_size": [64, 128, 256, 512], "steps": [0, 1, 2, 5, 10]}
 
@@ -376,6 +387,8 @@ BENCHMARKS = {"p1": p1, "p3": p3, "scaling": scaling}
 
 
 def main(argv=None) -> None:
+    """Command line: run the benchmarks named in ``argv`` (default: all) on ``--device``, print their
+    results and write each record to ``--out`` (:func:`save_record`); ``--quick``: tiny sizes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that the benchmarks run (for tests)")

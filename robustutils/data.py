@@ -124,6 +124,8 @@ class RestrictedImageNet(torchvision.datasets.DatasetFolder):
     superclasses = RESTRICTED_IMAGENET_CLASSES
 
     def find_classes(self, directory):
+        """Return ``(wnids, {wnid: superclass label 0..8})`` for the Restricted ImageNet wnid folders
+        present in ``directory``, sorted; raise ``FileNotFoundError`` when there are none."""
         wnid_to_label = restricted_imagenet_wnids()
         present = sorted(d.name for d in os.scandir(directory) if d.is_dir() and d.name in wnid_to_label)
         if not present:
@@ -132,7 +134,8 @@ class RestrictedImageNet(torchvision.datasets.DatasetFolder):
 
 
 def imagenet_transform(train: bool, size: int = 224) -> transforms.Compose:
-    """The usual ImageNet augmentation (train) or resize-and-centre-crop (eval), giving [0,1] tensors."""
+    """Return the usual ImageNet augmentation (train: random resized crop and flip) or
+    resize-and-centre-crop (eval) to ``size`` x ``size`` pixels, giving [0,1] tensors [3, size, size]."""
     if train:
         return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
                                    transforms.ToTensor()])
@@ -142,7 +145,9 @@ def imagenet_transform(train: bool, size: int = 224) -> transforms.Compose:
 
 def restricted_imagenet(split: str = "val", root=None, size: int = 224, transform=None) -> RestrictedImageNet:
     """Return Restricted ImageNet's ``split`` from ``<root>/imagenet/<split>`` or the sample folder
-    ``<root>/restricted-imagenet-sample/<split>``; images resized to ``size`` pixels."""
+    ``<root>/restricted-imagenet-sample/<split>``, read lazily: items are images [3, size, size] in
+    [0, 1] (``transform``, default :func:`imagenet_transform`) and superclass labels 0..8.
+    Raise :class:`DataMissingError` when neither folder exists."""
     root = data_root(root)
     for folder in (root / "imagenet" / split, root / "restricted-imagenet-sample" / split):
         if folder.is_dir():
@@ -154,7 +159,9 @@ def restricted_imagenet(split: str = "val", root=None, size: int = 224, transfor
 
 
 def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, generator: torch.Generator | None = None):
-    """Return ``n`` examples of ``(x, y)``: a seeded random choice, or all of them when ``n`` is None."""
+    """Return ``n`` examples of ``(x, y)``: a random choice drawn with ``generator`` (a seeded one makes
+    it repeatable, and a smaller ``n`` a subset of a larger one), or all of them, in order, when ``n``
+    is None or at least ``len(y)``."""
     if n is None or n >= len(y):
         return x, y
     idx = torch.randperm(len(y), generator=generator)[:n]

@@ -55,7 +55,8 @@ def _count(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: di
 
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack=None,
              batch_size: int = 500) -> dict:
-    """Return ``{"n", "clean_acc", "robust_acc", "attack"}``: accuracies as fractions in [0, 1].
+    """Return ``{"n", "clean_acc", "robust_acc", "attack"}``: accuracies as fractions in [0, 1]
+    and the attack's ``settings()`` (else its repr); ``robust_acc`` and ``attack`` are None without an attack.
 
     An example counts as robust when it is classified correctly both clean and after ``attack``
     (the clean input is itself in the threat model's ball), so ``robust_acc <= clean_acc``.
@@ -89,7 +90,8 @@ def overestimate_pp(result: dict, name: str) -> float:
 
 def eps_sweep(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values, *, norm: str,
               steps: int, batch_size: int = 500) -> list[float]:
-    """Return robust accuracy (fractions) under PGD-``steps`` in ``norm`` at each eps of ``eps_values``."""
+    """Return robust accuracy (fractions in [0, 1]) under PGD-``steps`` in ``norm`` at each eps of
+    ``eps_values`` (pixel units), in that order, measured on the same examples."""
     attacks = {i: PGD(eps=eps, steps=steps, norm=norm) for i, eps in enumerate(eps_values)}
     _, robust, _ = _count(model, x, y, attacks, batch_size)
     return [robust[i] for i in attacks]
@@ -97,9 +99,10 @@ def eps_sweep(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
 
 def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str,
                     steps: list[int], restarts: list[int], step_factors=(0.25, 4.0), batch_size: int = 500) -> list[dict]:
-    """Return robust accuracy under attacks of growing strength, one dict per attack:
-    FGSM; PGD-k for each k in ``steps``; PGD-10 with the step size times each of ``step_factors``;
-    PGD-10 with each number of ``restarts``. Keys: attack, steps, step_size (pixels), restarts, robust_acc."""
+    """Return robust accuracy under attacks of growing strength at ``eps`` (pixel units), one dict per
+    attack: FGSM; PGD-k for each k in ``steps``; PGD-10 with the step size times each of
+    ``step_factors``; PGD-10 with each number of ``restarts`` above 1. Keys: attack (a name), steps,
+    step_size (pixel units), restarts, robust_acc (a fraction in [0, 1])."""
     tried = {"FGSM": dict(steps=1, step_size=eps, random_start=False, use_best=False)}
     tried |= {f"PGD-{k}": dict(steps=k) for k in steps}
     tried |= {f"PGD-10, step x{f:g}": dict(steps=10, step_size=f * resolved_step_size(eps, 10, None)) for f in step_factors}

@@ -67,7 +67,8 @@ class APGD:
 
 
 def apgd_pair(eps: float, norm: str, steps: int = 100, restarts: int = 1) -> dict[str, APGD]:
-    """Return AutoAttack's two white-box members, APGD-CE and APGD-DLR, keyed by name."""
+    """Return AutoAttack's two white-box members, APGD-CE and APGD-DLR at ``eps`` (pixel units),
+    keyed ``apgd-ce`` and ``apgd-dlr``."""
     return {f"apgd-{loss}": APGD(eps=eps, norm=norm, steps=steps, restarts=restarts, loss=loss) for loss in LOSSES}
 
 
@@ -78,9 +79,11 @@ def pgd_key(steps: int, restarts: int = 1) -> str:
 
 def suite(eps: float, norm: str, pgd_steps: int, apgd_steps: int, pgd_restarts: int = 1,
           pgd_step_factor: float | None = None) -> dict:
-    """Return the book's standard evaluation: our PGD (``pgd_steps`` steps, ``pgd_restarts`` random
+    """Return the book's standard evaluation at ``eps`` (pixel units), a dict of attacks for
+    :func:`robustutils.evaluate.compare`: our PGD (``pgd_steps`` steps, ``pgd_restarts`` random
     starts, step ``pgd_step_factor * eps`` or by default ``2.5 * eps / pgd_steps``) beside the
-    independent APGD-CE and APGD-DLR, keyed by :func:`pgd_key`, ``apgd-ce`` and ``apgd-dlr``."""
+    independent APGD-CE and APGD-DLR (``apgd_steps`` steps, one start each), keyed by
+    :func:`pgd_key`, ``apgd-ce`` and ``apgd-dlr``."""
     step = None if pgd_step_factor is None else pgd_step_factor * eps
     pgd = PGD(eps=eps, steps=pgd_steps, step_size=step, norm=norm, restarts=pgd_restarts)
     return {pgd_key(pgd_steps, pgd_restarts): pgd, **apgd_pair(eps, norm, apgd_steps)}

@@ -50,7 +50,8 @@ def _plain(value):
 
 
 def save(model: torch.nn.Module, path, meta: dict | None = None) -> Path:
-    """Write ``model`` (built by :func:`models.build`) and ``meta`` to ``path``; return the path."""
+    """Write ``model`` (built by :func:`robustutils.models.build`) and plain-data ``meta`` to ``path``
+    atomically; return the path."""
     spec = getattr(getattr(model, "module", model), "spec", None)
     if spec is None:
         raise ValueError("save needs a model made by robustutils.models.build(arch, ...), which records its spec")
@@ -105,7 +106,8 @@ def read(path, map_location="cpu", required=("arch", "kwargs", "state_dict"), wh
 
 
 def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkpoint") -> torch.nn.Module:
-    """Load ``state_dict`` into ``model`` strictly; raise :class:`CheckpointError` naming the mismatch."""
+    """Load ``state_dict`` into ``model`` strictly and return ``model``; raise :class:`CheckpointError`
+    naming the mismatch."""
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:

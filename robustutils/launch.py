@@ -30,6 +30,8 @@ import torch
 from . import distributed, io, train, zoo
 from .runtime import pick_device
 
+#: The keys of a config that are not recipe keys, with their defaults (``None`` means required).
+#: ``out`` is the output folder, ``amp`` bf16 autocast, ``progress`` progress bars and epoch lines.
 RUN_KEYS = {"out": None, "amp": False, "progress": True}  # None: required
 CHECKPOINT, MODEL, HISTORY = "checkpoint.pt", "model.pt", "history.json"
 

@@ -39,7 +39,8 @@ def _conv_block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
 
 
 def mnist_cnn(channels=(16, 32), hidden: int = 128, kernel: int = 3, num_classes: int = 10) -> Classifier:
-    """Two conv-ReLU-maxpool blocks and one hidden fully connected layer, for 28x28 digits.
+    """Return a :class:`Classifier` for 28x28 digits: two conv-ReLU-maxpool blocks and one hidden
+    fully connected layer of ``hidden`` units (MNIST normalisation inside).
 
     The defaults are the small CPU model; ``channels=(32, 64), hidden=1024, kernel=5`` is
     Madry et al.'s MNIST network (see :func:`madry_mnist_cnn`).
@@ -51,12 +52,13 @@ def mnist_cnn(channels=(16, 32), hidden: int = 128, kernel: int = 3, num_classes
 
 
 def madry_mnist_cnn(num_classes: int = 10) -> Classifier:
-    """Madry et al. (2018)'s MNIST network: 5x5 convs of 32 and 64 channels, FC 1024."""
+    """Return Madry et al. (2018)'s MNIST network: 5x5 convs of 32 and 64 channels, FC 1024."""
     return mnist_cnn((32, 64), 1024, 5, num_classes)
 
 
 def mlp(hidden=(256, 256), in_shape=(1, 28, 28), num_classes: int = 10) -> Classifier:
-    """A fully connected ReLU network on flattened images (no convolutions; MNIST by default)."""
+    """Return a fully connected ReLU network on flattened images of ``in_shape`` (no convolutions;
+    MNIST by default), normalised with MNIST's statistics for one channel, else CIFAR-10's."""
     layers, width = [nn.Flatten()], in_shape[0] * in_shape[1] * in_shape[2]
     for h in hidden:
         layers += [nn.Linear(width, h), nn.ReLU()]
@@ -66,7 +68,7 @@ def mlp(hidden=(256, 256), in_shape=(1, 28, 28), num_classes: int = 10) -> Class
 
 
 def cifar_cnn(channels=(32, 64), hidden: int = 256, convs_per_block: int = 2, num_classes: int = 10) -> Classifier:
-    """A small CIFAR-10 CNN for CPU profiles: two blocks of ``convs_per_block`` 3x3 conv-ReLU
+    """Return a small CIFAR-10 CNN for CPU profiles: two blocks of ``convs_per_block`` 3x3 conv-ReLU
     layers, each block ending in a 2x2 max-pool, then one hidden fully connected layer."""
     if convs_per_block < 1:
         raise ValueError(f"convs_per_block must be >= 1; got {convs_per_block}")
@@ -94,6 +96,7 @@ class PreActBlock(nn.Module):
             self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, bias=False)
 
     def forward(self, x):
+        """Return the block's output feature map (spatial size divided by ``stride``)."""
         out = F.relu(self.bn1(x))
         shortcut = self.shortcut(out) if self.shortcut is not None else x
         out = self.conv1(out)
@@ -102,7 +105,7 @@ class PreActBlock(nn.Module):
 
 
 def preact_resnet18(num_classes: int = 10, width: int = 64) -> Classifier:
-    """PreAct-ResNet-18 for 32x32 CIFAR images (the usual adversarial-training baseline)."""
+    """Return PreAct-ResNet-18 for 32x32 CIFAR images (the usual adversarial-training baseline)."""
     layers, c_in = [nn.Conv2d(3, width, 3, 1, 1, bias=False)], width
     for i, stride in enumerate((1, 2, 2, 2)):
         c_out = width * 2 ** i
@@ -113,7 +116,7 @@ def preact_resnet18(num_classes: int = 10, width: int = 64) -> Classifier:
 
 
 def resnet50(num_classes: int = 9) -> Classifier:
-    """torchvision's ResNet-50 (random init) for Restricted ImageNet, 224x224 inputs."""
+    """Return torchvision's ResNet-50 (random init) for Restricted ImageNet, 224x224 inputs."""
     net = torchvision.models.resnet50(weights=None, num_classes=num_classes)
     body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2,
                          net.layer3, net.layer4, net.avgpool, nn.Flatten())

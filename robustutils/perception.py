@@ -53,7 +53,8 @@ def toward(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, *, eps
 
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, points: int = 20) -> torch.Tensor:
-    """Return ``points`` images on the segment from ``start`` to ``end`` (both included): [points, *shape]."""
+    """Return ``points`` images on the segment from ``start`` to ``end`` (both included), evenly spaced:
+    ``[points, *start.shape]``."""
     if points < 2:
         raise ValueError(f"an interpolation needs at least its two endpoints; got points={points}")
     weights = torch.linspace(0, 1, points, device=start.device).view(-1, *[1] * start.dim())

@@ -1,5 +1,6 @@
 """Crash-resume for :func:`robustutils.train.fit`: one checkpoint file per run, rewritten
-atomically (:func:`robustutils.io._atomic_save`) at the end of every epoch.
+atomically (a new file written beside it, then renamed over it, as :func:`robustutils.io.save`
+does) at the end of every epoch.
 
 The file holds everything the next epoch depends on: the weights, the optimizer's and the
 scheduler's state, the epoch and the global step (the eps ramp and the schedule follow the step),
@@ -98,7 +99,7 @@ def save(path, *, fingerprint: dict, epoch: int, step: int, history: list, model
 
 
 def read(path) -> dict:
-    """Return the checkpoint at ``path`` (tensors on the CPU); raise :class:`io.CheckpointError`
+    """Return the checkpoint at ``path`` (tensors on the CPU); raise :class:`robustutils.io.CheckpointError`
     when it is not a training checkpoint of :func:`save`."""
     payload = io.read(path, required=KEYS, what="training checkpoint (of robustutils.train.fit)")
     if payload["format"] != FORMAT:
@@ -108,7 +109,8 @@ def read(path) -> dict:
 
 
 def check(payload: dict, fingerprint: dict, path) -> None:
-    """Raise :class:`io.CheckpointError` naming every setting in which the checkpoint's run differs."""
+    """Raise :class:`robustutils.io.CheckpointError` naming every setting in which the checkpoint's run
+    differs from ``fingerprint``; return nothing when they agree."""
     saved = payload["fingerprint"]
     differences = [f"{name}: {saved.get(name)!r} in the checkpoint, {fingerprint.get(name)!r} now"
                    for name in sorted(set(saved) | set(fingerprint)) if saved.get(name) != fingerprint.get(name)]

@@ -26,6 +26,6 @@ def set_seed(seed: int) -> torch.Generator:
 
 
 def progress(iterable, desc: str, total: int | None = None):
-    """Wrap ``iterable`` in a tqdm bar written to stdout, so that it lands in a chapter's output
-    (where ``TQDM_MININTERVAL``, set by ``make book``, keeps it to a line a minute)."""
+    """Return ``iterable`` wrapped in a tqdm bar written to stdout, so that it lands in a chapter's
+    output (where ``TQDM_MININTERVAL``, set by ``make book``, keeps it to a line a minute)."""
     return tqdm(iterable, desc=desc, total=total, file=sys.stdout)

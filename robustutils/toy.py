@@ -9,7 +9,9 @@ The distribution, with ``d`` weak features and one robust feature::
 An input is a float tensor ``x`` of shape ``[n, d + 1]``: column 0 is ``x1``, columns ``1:`` are
 the weak features. Labels ``y`` are floats in ``{-1, +1}`` so that ``y * score`` is a margin.
 The threat model is l_inf with radius ``eps`` on *all* ``d + 1`` coordinates (the paper's
-Theorem 2.1 uses ``eps >= 2 * eta``). Accuracies are fractions in ``[0, 1]``.
+Theorem 2.1 uses ``eps >= 2 * eta``). Unlike the image attacks, ``eps`` here is not in pixel units:
+the inputs are not images, and ``eps`` is measured in the units of the features themselves (as
+``eta`` is). Accuracies are fractions in ``[0, 1]``.
 
 Three kinds of functions: sampling and classifiers, exact closed forms (population values), and
 Monte Carlo estimates with their statistical tolerance.

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 
 def kl_to_clean(model: torch.nn.Module, x_adv: torch.Tensor, clean_probs: torch.Tensor) -> torch.Tensor:
-    """Per-example KL(p_clean || f(x_adv)) in nats: the inner objective TRADES' attack maximises.
+    """Return the per-example KL(p_clean || f(x_adv)) [N] in nats: the inner objective TRADES' attack maximises.
 
     ``clean_probs`` [N, C] are the model's softmax outputs on the clean inputs (held fixed).
     """
@@ -22,7 +22,11 @@ def kl_to_clean(model: torch.nn.Module, x_adv: torch.Tensor, clean_probs: torch.
 
 @dataclasses.dataclass(frozen=True)
 class TradesLoss:
-    """TRADES' training objective with trade-off weight ``beta`` (>= 0)."""
+    """TRADES' training objective with trade-off weight ``beta`` (>= 0).
+
+    ``loss(model, x, y, attack)`` returns (mean loss in nats, clean logits), the contract of
+    :func:`robustutils.train.madry_loss`.
+    """
 
     beta: float
 

@@ -30,7 +30,7 @@ SCHEDULES = ("constant", "onecycle", "step", "cosine")
 
 def make_optimizer(model: torch.nn.Module, name: str, lr: float, momentum: float = 0.9,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Return SGD (with momentum) or Adam over the model's parameters."""
+    """Return SGD (with ``momentum``) or Adam over the model's parameters, at learning rate ``lr``."""
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
@@ -40,7 +40,7 @@ def make_optimizer(model: torch.nn.Module, name: str, lr: float, momentum: float
 
 def make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int):
     """Return a per-step LR scheduler: constant, one-cycle (peak = the optimizer's lr),
-    step (x0.1 at 50% and 75% of training) or cosine."""
+    step (x0.1 at 50% and 75% of training) or cosine (annealed to 0 over ``total_steps``)."""
     lr = optimizer.param_groups[0]["lr"]
     if name == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -84,7 +84,8 @@ def madry_loss(model, x, y, attack=None) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_step(model, optimizer, x, y, attack=None, loss=madry_loss, amp: bool = False,
                weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """One gradient step on ``loss(model, x, y, attack)``; return (summed loss, correct count) on the device.
+    """Take one gradient step on ``loss(model, x, y, attack)``; return (summed loss in nats, correct
+    count), both 0-d tensors left on the device (the summed loss is the batch's mean loss times its size).
 
     ``amp`` computes the loss under bf16 autocast (weights and their updates stay float32; the
     attack keeps its own ``amp`` setting). ``weight`` multiplies the loss before the backward
@@ -110,15 +111,18 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
     is the training objective (default :func:`madry_loss`; TRADES: ``trades.TradesLoss(beta)``);
     ``amp`` computes it under bf16 autocast (see :func:`train_step`).
     With ``test_data=(x, y)`` each epoch also records clean accuracy and robust accuracy under
-    ``eval_attack`` (default: ``attack`` at full eps). History keys: epoch, lr, eps, train_loss
-    (mean training loss, nats), train_acc (on the inputs the loss scores), time_s, test_clean_acc,
-    test_robust_acc (fractions in [0, 1], or None).
+    ``eval_attack`` (default: ``attack`` at full eps). History keys: epoch (1-based), lr (at the
+    epoch's end), eps (the training attack's eps at the epoch's end, pixel units; 0.0 without an
+    attack), train_loss (mean training loss, nats), train_acc (a fraction, on the inputs the loss
+    scores), time_s (the epoch's wall-clock seconds), test_clean_acc, test_robust_acc (fractions in
+    [0, 1], or None). A ``RuntimeWarning`` reports :func:`catastrophic_overfitting` when it occurs.
 
     ``checkpoint`` (a file path) makes the run resumable: after every epoch the complete training
     state is written there atomically (:mod:`robustutils.resume`), and a call that finds the file
     continues after its last epoch, with the random states of that moment, and returns the full
     history; the weights end bit-identical to an uninterrupted run's. A file that covers all
-    epochs only loads the weights. A checkpoint of other settings is refused (``CheckpointError``).
+    epochs only loads the weights. A checkpoint of other settings is refused
+    (:class:`robustutils.io.CheckpointError`).
 
     Inside a process group (``torchrun``; :mod:`robustutils.distributed`), ``(x, y)`` is shared out
     per global batch of ``batch_size``, the model trains wrapped in DistributedDataParallel, the
@@ -272,7 +276,8 @@ def _summary(row: dict) -> str:
 
 
 def main(argv=None) -> int:
-    """``python -m robustutils.train --config FILE`` (see :func:`robustutils.launch.main`)."""
+    """Run ``python -m robustutils.train --config FILE``; return the exit status (see
+    :func:`robustutils.launch.main`)."""
     from . import launch  # not at the top: launch imports zoo, which imports this module
 
     return launch.main(argv)

@@ -19,10 +19,13 @@ import torch
 from . import attacks, constructed as constructions, data, evaluate, io, models, train, trades
 from .runtime import pick_device, set_seed
 
-# Bump when a change to the library changes what a recipe trains, so that old caches are not reused.
+#: The cache format, hashed into every cache key. Bump it when a change to the library changes what
+#: a recipe trains, so that old caches are not reused.
 FORMAT = 1
 DATASETS = ("mnist", "cifar10", "restricted_imagenet")
 
+#: Every recipe key with its default (:func:`recipe` completes a recipe with them); ``n_train=None``
+#: means the whole training set, ``attack=None`` standard training (see :func:`recipe`).
 DEFAULTS = {
     "dataset": "mnist", "n_train": None, "arch": "mnist_cnn", "arch_kwargs": {},
     "epochs": 1, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
@@ -170,8 +173,8 @@ def get(rec: dict, device=None, progress: bool = True, root=None) -> tuple[torch
 
 def robustness(rec: dict, model: torch.nn.Module, attacks_by_name: dict, n_test: int, root=None) -> dict:
     """Return :func:`robustutils.evaluate.compare` of ``model`` (the model of ``rec``) on the first
-    ``n_test`` test examples under ``attacks_by_name``; cached beside the model, keyed by the recipe,
-    the attacks' settings and ``n_test``."""
+    ``n_test`` test examples under ``attacks_by_name`` (accuracies as fractions in [0, 1]); cached
+    as JSON beside the model, keyed by the recipe, the attacks' settings and ``n_test``."""
     settings = {name: a.settings() for name, a in attacks_by_name.items()}
     digest = hashlib.sha256(_canonical({"model": key(rec), "attacks": settings, "n": n_test}).encode()).hexdigest()[:16]
     target = io.cache_dir(root) / "evaluations" / f"{key(rec)}-{digest}.json"
