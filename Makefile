@@ -24,28 +24,47 @@ export ROBUSTUTILS_CACHE ?= $(CURDIR)/.cache/robustutils
 # Progress bars inside executed chapters: at most one line a minute in the rendered book.
 export TQDM_MININTERVAL ?= 60
 
-# The independent attack of every robustness check. --no-deps: its metadata pins requests~=2.25,
-# which Sphinx refuses; it never imports requests (scipy, its one real need, is in pyproject.toml).
-TORCHATTACKS := torchattacks>=3.5.1,<4
+# Every package make installs, at exact versions (one lock for Linux, macOS and Windows, Python
+# 3.11+): the book a reader rebuilds is the book CI built. `make lock` refreshes both files.
+LOCK := .ci/requirements.lock
+# torchattacks, installed with --no-deps (its metadata pins a requests that Sphinx refuses).
+LOCK_NODEPS := .ci/requirements-nodeps.lock
+UV := uv==0.13.9
+PIP := pip==26.3
 
 BENCH ?=
 
 # The browser check serves MathJax from here in place of its CDN (the machine is offline).
 BROWSER_CACHE := .cache/browser
 
-.PHONY: install book chapters html test browser bench clean
+.PHONY: install lock book chapters html test browser bench clean
 
-# --isolated: ignore local pip configuration, so torch and torchvision come as a matching pair
-# from the package index (a machine-wide folder of CPU-only torch wheels breaks torchvision).
-$(BIN)/.installed: pyproject.toml Makefile
+# --isolated and PIP_CONFIG_FILE=/dev/null: no pip configuration of the machine applies (a
+# machine-wide folder of CPU-only torch wheels breaks torchvision, and a machine-wide constraint
+# file would cap torch below the lock): the lock alone says what is installed.
+# --no-deps: the lock already lists every dependency, so nothing outside it is resolved.
+$(BIN)/.installed: pyproject.toml Makefile $(LOCK) $(LOCK_NODEPS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "the lock is made for Python 3.11+; this is " + sys.version.split()[0] + ": run make PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip --isolated install --quiet --upgrade pip
-	$(BIN)/python -m pip --isolated install --quiet -e ".[book,test]"
-	$(BIN)/python -m pip --isolated install --quiet --no-deps "$(TORCHATTACKS)"
+	PIP_CONFIG_FILE=/dev/null $(BIN)/python -m pip --isolated install --quiet "$(PIP)"
+	PIP_CONFIG_FILE=/dev/null $(BIN)/python -m pip --isolated install --quiet --no-deps -r $(LOCK) -r $(LOCK_NODEPS)
+	PIP_CONFIG_FILE=/dev/null $(BIN)/python -m pip --isolated install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (robustbook)"
 	touch $@
 
 install: $(BIN)/.installed
+
+# Refresh the lock to the newest versions that pyproject.toml's ranges allow; commit the result,
+# and its CI run shows whether the book still builds with them.
+lock:
+	$(PYTHON) -m venv $(BUILD)/lock-venv
+	PIP_CONFIG_FILE=/dev/null $(BUILD)/lock-venv/bin/python -m pip --isolated install --quiet "$(UV)"
+	$(BUILD)/lock-venv/bin/uv pip compile pyproject.toml --extra book --extra test --extra browser \
+	  --universal --fork-strategy fewest --python-version 3.11 --upgrade --quiet \
+	  --custom-compile-command "make lock" -o $(LOCK)
+	$(BUILD)/lock-venv/bin/uv pip compile .ci/requirements-nodeps.in --no-deps \
+	  --universal --python-version 3.11 --upgrade --quiet --custom-compile-command "make lock" -o $(LOCK_NODEPS)
+	@grep -E '^(torch|torchvision|numpy|jupyter-book|papermill|nbval|torchattacks)==' $(LOCK) $(LOCK_NODEPS)
 
 book: chapters html
 
@@ -74,7 +93,6 @@ test: install
 	$(BIN)/pytest tests $(BUILD)/smoke --nbval-lax --nbval-kernel-name $(KERNEL) --durations=10
 
 $(BIN)/.browser: $(BIN)/.installed .ci/install-browser
-	$(BIN)/python -m pip --isolated install --quiet -e ".[browser]"
 	bash .ci/install-browser $(BROWSER_CACHE)
 	touch $@
 
