@@ -100,29 +100,118 @@ def resolved_step_size(eps: float, steps: int, step_size: float | None) -> float
     return 2.5 * eps / steps if step_size is None else step_size
 
 
+def _suggest_255(name: str, value: float) -> str:
+    return f"did you mean {name}={value:g}/255 = {value / 255:.4f}?"
+
+
 def check_settings(eps, steps, step_size, norm, restarts) -> None:
     """Raise ``ValueError`` with the fix when an attack setting is out of range; return nothing.
 
-    ``eps`` must be finite and >= 0, ``step_size`` None or finite and >= 0 (both in pixel units),
-    ``steps`` and ``restarts`` integers >= 1, ``norm`` ``"linf"`` or ``"l2"``.
+    ``eps`` must be finite and >= 0, ``step_size`` None or finite and >= 0 (both in pixel units of
+    inputs in [0, 1]), ``steps`` and ``restarts`` integers >= 1, ``norm`` ``"linf"`` or ``"l2"``.
+    In l_inf, ``eps`` and ``step_size`` must be at most 1: a larger l_inf ball contains the whole
+    [0, 1] box, so the value was almost certainly given in 0-255 units (the error suggests
+    ``eps/255``). The l_2 radius is bounded by the inputs' size, checked by :func:`check_radius`.
     """
     threat(norm)
     for name, value in (("eps", eps), ("step_size", 0.0 if step_size is None else step_size)):
         if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0 in pixel units (inputs in [0,1]); got {value!r}")
+        if norm == "linf" and value > 1:
+            raise ValueError(f"l_inf {name}={value:g} is above 1: {name} is in pixel units of inputs in [0,1], where "
+                             f"an l_inf ball of radius 1 already covers every image; {_suggest_255(name, value)}")
     for name, value in (("steps", steps), ("restarts", restarts)):
         if isinstance(value, bool) or not (isinstance(value, numbers.Integral) and value >= 1):
             raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
 
 
-def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
-    """Raise ``ValueError`` unless ``x`` lies in [0, 1] and ``y`` has one row per input (syncs once)."""
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"batch size mismatch: {x.shape[0]} inputs but {y.shape[0]} labels/targets")
+def check_radius(x: torch.Tensor, eps: float, norm: str, step_size: float | None = None) -> None:
+    """Raise ``ValueError`` when an l_2 ``eps`` or ``step_size`` (pixel units) exceeds the diameter of
+    the [0, 1] box of inputs shaped like ``x`` [N, ...]: ``sqrt(D)``, D the number of pixel values per
+    example (28.0 for MNIST, 55.4 for CIFAR-10, 388 for 224-px ImageNet). No two images are further
+    apart, so a larger radius is meaningless, usually eps given in 0-255 units. Return nothing;
+    no host sync (only ``x``'s shape is read). l_inf settings are checked by :func:`check_settings`.
+    """
+    if norm != "l2" or not isinstance(x, torch.Tensor) or x.dim() < 1:
+        return  # a non-tensor x is refused by check_inputs
+    diameter = math.sqrt(x[0].numel()) if len(x) else math.inf
+    for name, value in (("eps", eps), ("step_size", step_size)):
+        if value is not None and value > diameter * (1 + 1e-6):
+            raise ValueError(f"l_2 {name}={value:g} exceeds {diameter:.4g}, the diameter sqrt({x[0].numel()}) of the "
+                             f"[0,1] box of these inputs ({x[0].numel()} pixel values each): no two images are further "
+                             f"apart; {name} is in pixel units of inputs in [0,1], {_suggest_255(name, value)}")
+
+
+def _image_form(x, name: str = "inputs") -> None:
+    """Raise ``ValueError`` unless ``x`` is a floating tensor [N, ...] (no host sync)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of images in [0,1], shaped [N, ...]; got {type(x).__name__}: "
+                         "convert with torch.as_tensor(x, dtype=torch.float32) (and / 255 if in 0..255)")
+    if x.dtype == torch.uint8:
+        raise ValueError(f"{name} are uint8 (pixel values 0..255); the library takes floats in [0,1]: "
+                         "convert with x.float() / 255")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be floating point in [0,1]; got dtype {x.dtype}: convert with x.float() "
+                         "(and / 255 if the values are 0..255)")
+    if x.dim() < 2:
+        raise ValueError(f"{name} must be a batch shaped [N, ...] (N examples); got shape {tuple(x.shape)}: "
+                         "add the batch dimension with x.unsqueeze(0)")
+    if len(x) == 0:
+        raise ValueError(f"{name} hold no examples (shape {tuple(x.shape)})")
+
+
+def _label_form(y, n: int, name: str = "labels") -> None:
+    """Raise ``ValueError`` unless ``y`` is a 1-D integer tensor [n] of class indices (no host sync)."""
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{name} must be a 1-D integer torch.Tensor [N] of class indices; got {type(y).__name__}: "
+                         "convert with torch.as_tensor(y, dtype=torch.long)")
+    if y.dim() != 1:
+        if y.numel() == n and n > 0:
+            fix = "use y.view(-1)"
+        elif y.dim() == 2 and y.shape[0] == n:
+            fix = "one-hot or probability rows? use y.argmax(1)"
+        else:
+            fix = "pass one class index per input"
+        raise ValueError(f"{name} must be a 1-D integer tensor [N] of class indices; got shape {tuple(y.shape)}: {fix}")
+    if len(y) != n:
+        raise ValueError(f"batch size mismatch: {n} inputs but {len(y)} {name}")
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise ValueError(f"{name} must be integer class indices; got dtype {y.dtype}: use y.long()")
+
+
+def _is_label_vector(y) -> bool:
+    return (isinstance(y, torch.Tensor) and y.dim() == 1 and y.dtype != torch.bool
+            and not y.is_floating_point() and not y.is_complex())
+
+
+def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, *, labels: bool = True) -> None:
+    """Raise ``ValueError`` naming the fix unless ``x`` is a float batch [N, ...] of images in [0, 1]
+    (pixel units; normalisation belongs inside the model) and ``y`` fits it; return nothing.
+
+    With ``labels`` (the default) ``y`` must be a 1-D integer tensor [N] of class indices >= 0 (not
+    [N, 1]: use ``y.view(-1)``); with ``labels=False`` it may be any tensor of targets whose first
+    dimension is N (e.g. representation targets [N, D] for a custom ``loss_fn``). ``y=None`` checks
+    ``x`` alone. uint8 images are refused (convert with ``x.float() / 255``), and so are NaN pixels.
+    One host sync (a single read-back of the ranges), however many checks.
+    """
+    _image_form(x)
+    if y is not None:
+        if labels:
+            _label_form(y, x.shape[0])
+        elif not isinstance(y, torch.Tensor) or y.dim() == 0 or y.shape[0] != x.shape[0]:
+            got = y.shape[0] if isinstance(y, torch.Tensor) and y.dim() else f"a {type(y).__name__}"
+            raise ValueError(f"batch size mismatch: {x.shape[0]} inputs but {got} labels/targets")
     lo, hi = torch.aminmax(x.detach())
-    if not (lo >= 0 and hi <= 1):  # written so that NaN pixels fail too
+    ranges = [lo.float(), hi.float()]
+    if y is not None and labels:
+        ranges.append(y.detach().min().to(lo.device, torch.float32))
+    ranges = torch.stack(ranges).tolist()  # the one host sync
+    if not (ranges[0] >= 0 and ranges[1] <= 1):  # written so that NaN pixels fail too
+        hint = " (0..255? divide by 255)" if ranges[1] > 1.5 and ranges[0] >= 0 else ""
         raise ValueError(f"inputs must lie in [0,1] (normalisation belongs inside the model); "
-                         f"got values in [{lo.item():.3g}, {hi.item():.3g}]")
+                         f"got values in [{ranges[0]:.3g}, {ranges[1]:.3g}]{hint}")
+    if len(ranges) == 3 and ranges[2] < 0:
+        raise ValueError(f"labels must be class indices >= 0; got {ranges[2]:g}")
 
 
 def _in_box(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -130,15 +219,37 @@ def _in_box(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return (x + delta).clamp(0, 1) - x
 
 
-def _keep_best(best_x, best_obj, x_now, obj_now):
-    better = obj_now > best_obj
-    return torch.where(better.view(-1, *[1] * (x_now.dim() - 1)), x_now, best_x), torch.where(better, obj_now, best_obj)
+def _better(obj_now, hit_now, obj_best, hit_best) -> torch.Tensor:
+    """Per example, whether the candidate beats the best so far: a success beats a failure, and
+    among equals the higher objective wins (``hit_*`` None: the objective alone)."""
+    if hit_now is None:
+        return obj_now > obj_best
+    return (hit_now & ~hit_best) | ((hit_now == hit_best) & (obj_now > obj_best))
 
 
-def _best_restart(x_adv: torch.Tensor, obj: torch.Tensor, restarts: int) -> torch.Tensor:
-    """From [restarts * B, ...] candidates keep, per example, the one with the highest objective."""
+def _keep_best(best, now):
+    """Merge the candidates ``now = (x, obj, hit)`` into ``best`` example by example (:func:`_better`)."""
+    (best_x, best_obj, best_hit), (x_now, obj_now, hit_now) = best, now
+    better = _better(obj_now, hit_now, best_obj, best_hit)
+    hit = None if hit_now is None else torch.where(better, hit_now, best_hit)
+    return (torch.where(better.view(-1, *[1] * (x_now.dim() - 1)), x_now, best_x),
+            torch.where(better, obj_now, best_obj), hit)
+
+
+def _best_restart(x_adv: torch.Tensor, obj: torch.Tensor, hit, restarts: int) -> torch.Tensor:
+    """From [restarts * B, ...] candidates keep, per example, a successful one if any restart
+    succeeded, and among those (or among all, when none did or ``hit`` is None) the highest objective."""
     batch = x_adv.shape[0] // restarts
-    pick = obj.view(restarts, batch).argmax(dim=0)
+    obj = obj.view(restarts, batch)
+    if hit is not None:
+        hit = hit.view(restarts, batch)
+        eligible = hit | ~hit.any(dim=0, keepdim=True)
+        pick = torch.where(eligible, obj, -math.inf).argmax(dim=0)
+        # an objective of -inf (or NaN) everywhere must not pick an ineligible restart
+        first_eligible = eligible.to(torch.uint8).argmax(dim=0)
+        pick = torch.where(eligible.gather(0, pick.view(1, -1)).view(-1), pick, first_eligible)
+    else:
+        pick = obj.argmax(dim=0)
     return x_adv.view(restarts, batch, *x_adv.shape[1:])[pick, torch.arange(batch, device=x_adv.device)]
 
 
@@ -158,26 +269,34 @@ def _ascend(objective, x, y, delta, ball, eps: float, step_size: float, steps: i
             final_objective: bool):
     """Run ``steps`` projected ascent steps on ``objective`` from ``x + delta``.
 
-    Return ``(x_adv, objective at x_adv)``: the last iterate, or with ``use_best`` the best one
-    seen (the start included). The objective is ``None`` when neither ``use_best`` nor
-    ``final_objective`` asks for it (one forward pass saved, which matters for FGSM).
+    ``objective(x_in, y, need_hit)`` returns ``(objective [N], success [N] bool or None)``.
+    Return ``(x_adv, objective at x_adv, success at x_adv)``: the last iterate, or with ``use_best``
+    the best one seen (the start included; a success first, then the highest objective). The
+    objective and success are ``None`` when neither ``use_best`` nor ``final_objective`` asks for
+    them (one forward pass saved, which matters for FGSM). No host sync.
     """
-    best_x, best_obj = x, torch.full((len(x),), -math.inf, device=x.device)
+    best = (x, torch.full((len(x),), -math.inf, device=x.device), None)
     with torch.enable_grad():
         for _ in range(steps):
             delta.requires_grad_(True)
-            obj = objective(x + delta, y)
+            obj, hit = objective(x + delta, y, use_best)
             (grad,) = torch.autograd.grad(obj.sum(), delta)
             delta = delta.detach()
             if use_best:
-                best_x, best_obj = _keep_best(best_x, best_obj, x + delta, obj.detach())
+                if hit is not None and best[2] is None:
+                    best = (*best[:2], torch.zeros_like(hit))
+                best = _keep_best(best, (x + delta, obj.detach(), hit))
             delta = _in_box(x, ball.project(delta + ball.step(grad, step_size), eps))
     x_adv = x + delta
     if not (use_best or final_objective):
-        return x_adv, None
+        return x_adv, None, None
     with torch.no_grad():
-        obj = objective(x_adv, y)
-    return _keep_best(best_x, best_obj, x_adv, obj) if use_best else (x_adv, obj)
+        obj, hit = objective(x_adv, y, True)
+    if not use_best:
+        return x_adv, obj, hit
+    if hit is not None and best[2] is None:  # steps == 0 cannot happen, but keep the types straight
+        best = (*best[:2], torch.zeros_like(hit))
+    return _keep_best(best, (x_adv, obj, hit))
 
 
 def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
@@ -186,42 +305,90 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
         amp: bool = False) -> torch.Tensor:
     """Return adversarial inputs in [0, 1], shaped like ``x``, within ``eps`` of ``x`` in ``norm``.
 
-    Maximises ``loss_fn(model, x_adv, y)`` (per-example; default cross-entropy), or minimises it
-    when ``targeted`` (then ``y`` holds the targets, or any per-example tensor the loss needs).
-    ``eps`` and ``step_size`` are in pixel units; ``step_size`` defaults to ``2.5 * eps / steps``.
-    ``restarts`` random starts run in one batch; per example the best one is returned (the highest
-    loss; the lowest when ``targeted``). ``use_best`` returns the best iterate seen (the start
-    included) rather than the last. ``amp`` runs the model (and loss) under bf16 autocast on ``x``'s
-    device; ``x_adv`` stays float32. The model runs in eval mode; its mode is restored.
+    Madry et al. (2018), "Towards Deep Learning Models Resistant to Adversarial Attacks" (arXiv
+    1706.06083). ``x`` [N, ...] holds images in [0, 1] (float; normalisation belongs inside the
+    model). ``y`` is a 1-D integer tensor [N] of class indices (the true labels, or the targets
+    when ``targeted``); with a custom ``loss_fn`` it may be any tensor whose first dimension is N
+    that the loss needs (e.g. representation targets [N, D], or clean probabilities for TRADES).
+    Maximises ``loss_fn(model, x_adv, y)`` (per example, shape [N]; default cross-entropy), or
+    minimises it when ``targeted``. ``eps`` and ``step_size`` are in pixel units; ``step_size``
+    defaults to ``2.5 * eps / steps``. ``use_best`` returns per example the best iterate seen (the
+    start included) rather than the last; ``restarts`` random starts run in one batch and per
+    example the best one is returned.
+
+    *Best* puts success first, so that an attack never reports more robustness than what it tried
+    shows: an iterate (with ``use_best``) or restart that is misclassified (``targeted``: classified
+    as the target) beats one that is not, and among equals the highest objective wins. With the
+    default loss, success is read from the logits of the forward pass that computes the loss (no
+    extra pass). With a custom ``loss_fn`` and ``y`` a 1-D integer label vector, success costs one
+    extra no-grad forward pass per step where it is needed (each step with ``use_best``, the last
+    iterate with ``restarts > 1``); with any other ``y`` (not labels) only the objective decides.
+    Under ``amp`` success is judged on the bf16 forward pass the attack ran.
+
+    ``amp`` runs the model (and loss) under bf16 autocast on ``x``'s device; ``x_adv`` stays
+    float32. The model runs in eval mode; its mode is restored. No host sync inside the step loop
+    (the input checks read back once, before it).
+
+    Raises ``ValueError`` naming the fix for a bad setting (:func:`check_settings`; l_inf ``eps``
+    or ``step_size`` above 1: in 0-255 units?), an l_2 radius beyond the inputs' diameter
+    (:func:`check_radius`), inputs outside [0, 1], NaN or uint8, or labels that are not [N]
+    integers (:func:`check_inputs`), and a ``loss_fn`` that does not return one loss per example.
+
+    Examples::
+
+        x_adv = pgd(model, x, y, eps=0.3, steps=40)                      # MNIST, l_inf
+        x_adv = pgd(model, x, y, eps=0.5, norm="l2", steps=20, restarts=5)
     """
     check_settings(eps, steps, step_size, norm, restarts)
-    check_inputs(x, y)
-    ball, loss_fn = threat(norm), loss_fn or cross_entropy
+    labels = loss_fn is None
+    check_inputs(x, y, labels=labels)
+    check_radius(x, eps, norm, step_size)
+    ball = threat(norm)
     step_size = resolved_step_size(eps, steps, step_size)
     sign = -1.0 if targeted else 1.0
+    success_aware = labels or _is_label_vector(y)
 
-    def objective(x_in, y_in):
+    def success(logits, y_in):
+        pred = logits.argmax(dim=1)
+        return (pred == y_in) if targeted else (pred != y_in)
+
+    def objective(x_in, y_in, need_hit: bool):
         with torch.autocast(x_in.device.type, dtype=torch.bfloat16, enabled=amp):
-            obj = sign * loss_fn(model, x_in, y_in).float()
+            if loss_fn is None:  # cross_entropy, spelled out to keep its logits
+                logits = model(x_in)
+                obj = sign * F.cross_entropy(logits, y_in, reduction="none").float()
+                hit = success(logits.detach(), y_in) if need_hit else None
+            else:
+                obj = sign * loss_fn(model, x_in, y_in).float()
+                hit = None
+                if need_hit and success_aware:
+                    with torch.no_grad():
+                        hit = success(model(x_in), y_in)
         if obj.shape != (len(x_in),):
             raise ValueError(f"loss_fn must return one loss per example, shape ({len(x_in)},); got {tuple(obj.shape)}")
-        return obj
+        return obj, hit
 
     x, y = _repeat(x, restarts), _repeat(y, restarts)
     delta = _start(ball, x, eps, restarts, random_start)
     was_training = model.training
     model.eval()
     try:
-        x_adv, obj = _ascend(objective, x, y, delta, ball, eps, step_size, steps, use_best, restarts > 1)
+        x_adv, obj, hit = _ascend(objective, x, y, delta, ball, eps, step_size, steps, use_best, restarts > 1)
     finally:
         model.train(was_training)
-    return _best_restart(x_adv, obj, restarts) if restarts > 1 else x_adv
+    return _best_restart(x_adv, obj, hit, restarts) if restarts > 1 else x_adv
 
 
 def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
          random_start: bool = False, step_size: float | None = None) -> torch.Tensor:
-    """Return single-step adversarial inputs in [0, 1]: FGSM (Goodfellow et al.), or with
-    ``random_start`` and ``step_size=1.25 * eps`` the "fast" variant of Wong et al. (2020)."""
+    """Return single-step adversarial inputs in [0, 1], shaped like ``x``: FGSM (Goodfellow et al.
+    2015, arXiv 1412.6572), or with ``random_start`` and ``step_size=1.25 * eps`` the "fast"
+    variant of Wong et al. (2020, arXiv 2001.03994).
+
+    ``x`` [N, ...] holds images in [0, 1], ``y`` [N] integer class indices; ``eps`` and
+    ``step_size`` (default ``eps``) are in pixel units. Raises ``ValueError`` as :func:`pgd` does
+    (e.g. an l_inf ``eps`` above 1, labels shaped [N, 1]).
+    """
     step_size = eps if step_size is None else step_size
     return pgd(model, x, y, eps=eps, steps=1, step_size=step_size, norm=norm,
                random_start=random_start, use_best=False)
@@ -229,10 +396,18 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
 
 @dataclasses.dataclass(frozen=True)
 class PGD:
-    """One PGD attack's settings; ``attack(model, x, y)`` returns adversarial inputs in [0, 1].
+    """One PGD attack's settings; ``attack(model, x, y)`` returns adversarial inputs in [0, 1]
+    shaped like ``x`` [N, ...] (:func:`pgd`, Madry et al. 2018, arXiv 1706.06083).
 
     ``eps`` and ``step_size`` are in pixel units of inputs in [0, 1]; ``step_size=None`` means
-    ``2.5 * eps / steps``; ``amp`` runs the model under bf16 autocast (see :func:`pgd`).
+    ``2.5 * eps / steps``; ``amp`` runs the model under bf16 autocast (see :func:`pgd`). Bad
+    settings raise ``ValueError`` when the object is made (:func:`check_settings`: e.g. l_inf
+    ``eps=8`` suggests ``8/255``), bad inputs when it is called (as :func:`pgd`).
+
+    Examples::
+
+        attack = PGD(eps=8 / 255, steps=10)          # CIFAR-10, l_inf
+        x_adv = attack(model, x, y)
     """
 
     eps: float

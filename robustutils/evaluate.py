@@ -1,8 +1,14 @@
-"""Clean and robust accuracy, with the attack settings recorded beside the numbers."""
+"""Clean and robust accuracy, with the attack settings recorded beside the numbers.
+
+Every entry point takes images ``x`` [N, ...] in [0, 1] (pixel units; float, normalisation inside
+the model) and labels ``y``, a 1-D integer tensor [N] of class indices, and refuses anything else
+with a ``ValueError`` that names the fix (:func:`robustutils.attacks.check_inputs`): ``x * 255``,
+NaN pixels, uint8 images, labels shaped [N, 1] (which would broadcast into an N x N comparison).
+"""
 
 import torch
 
-from .attacks import PGD, resolved_step_size
+from .attacks import PGD, check_inputs, check_radius, resolved_step_size
 from .data import batches
 from .runtime import progress as progress_bar
 
@@ -11,9 +17,20 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Return the predicted labels [N] (int64, on the model's device) of inputs in [0, 1]."""
+    """Return the predicted labels [N] (int64, on the model's device) of inputs ``x`` [N, ...] in [0, 1].
+
+    Raises ``ValueError`` (:func:`robustutils.attacks.check_inputs`) when ``x`` is not a float batch
+    in [0, 1]: values in 0..255 (divide by 255), normalised inputs, NaN pixels, uint8 (use
+    ``x.float() / 255``). One host sync for the check.
+    """
+    check_inputs(x)
+    return _predict(model, x, batch_size)
+
+
+@torch.no_grad()
+def _predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """:func:`predict` without the input check (for inputs checked once by the caller)."""
     was_training = model.training
     model.eval()
     device = _model_device(model)
@@ -33,19 +50,18 @@ def _count(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: di
     Clean predictions are made once per batch for all attacks; counts accumulate on the device
     and are read back at the end, not per batch.
     """
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"batch size mismatch: {x.shape[0]} inputs but {y.shape[0]} labels")
+    check_inputs(x, y)
     device = _model_device(model)
     clean = torch.zeros((), dtype=torch.long, device=device)
     worst = torch.zeros((), dtype=torch.long, device=device)
     robust = {name: torch.zeros((), dtype=torch.long, device=device) for name in attacks}
     for xb, yb in batches(x, y, batch_size):
         xb, yb = xb.to(device), yb.to(device)
-        ok = predict(model, xb, batch_size) == yb
+        ok = _predict(model, xb, batch_size) == yb
         clean += ok.sum()
         survived = ok.clone()
         for name, attack in attacks.items():
-            ok_adv = ok & (predict(model, attack(model, xb, yb), batch_size) == yb)
+            ok_adv = ok & (_predict(model, attack(model, xb, yb), batch_size) == yb)
             robust[name] += ok_adv.sum()
             survived &= ok_adv
         worst += survived.sum()
@@ -61,6 +77,15 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack
     An example counts as robust when it is classified correctly both clean and after ``attack``
     (the clean input is itself in the threat model's ball), so ``robust_acc <= clean_acc``.
     ``attack`` is any ``attack(model, x, y) -> x_adv``; with ``None`` only clean accuracy is measured.
+    ``x`` [N, ...] holds images in [0, 1] (pixel units), ``y`` [N] integer class indices.
+
+    Raises ``ValueError`` naming the fix for inputs outside [0, 1], NaN or uint8, and for labels
+    that are not a 1-D integer tensor of length N (e.g. [N, 1]: use ``y.view(-1)``); the attack
+    raises its own (e.g. :class:`robustutils.attacks.PGD` with l_inf ``eps=8``: use ``8/255``).
+
+    Examples::
+
+        evaluate(model, x_test, y_test, attack=attacks.PGD(eps=0.3, steps=40))
     """
     clean, robust, _ = _count(model, x, y, {} if attack is None else {"attack": attack}, batch_size)
     return {"n": len(y), "clean_acc": clean, "robust_acc": robust.get("attack"),
@@ -73,7 +98,9 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
 
     Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "worst_acc", "attacks": {name: settings}}``:
     an example counts towards ``worst_acc`` only when it is correct clean and under *every* attack,
-    the per-example minimum that AutoAttack reports. All accuracies are fractions in [0, 1].
+    the per-example minimum that AutoAttack reports (Croce & Hein 2020, arXiv 2003.01690). All
+    accuracies are fractions in [0, 1]. ``x`` [N, ...] in [0, 1], ``y`` [N] integer class indices;
+    ``ValueError`` as :func:`evaluate`, and when ``attacks`` is empty.
     """
     if not attacks:
         raise ValueError("compare needs at least one attack, e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}")
@@ -91,8 +118,15 @@ def overestimate_pp(result: dict, name: str) -> float:
 def eps_sweep(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values, *, norm: str,
               steps: int, batch_size: int = 500) -> list[float]:
     """Return robust accuracy (fractions in [0, 1]) under PGD-``steps`` in ``norm`` at each eps of
-    ``eps_values`` (pixel units), in that order, measured on the same examples."""
+    ``eps_values`` (pixel units), in that order, measured on the same examples ``x`` [N, ...] in
+    [0, 1] with labels ``y`` [N].
+
+    Raises ``ValueError`` before any attack runs when an eps is out of range (an l_inf eps above 1,
+    e.g. ``8`` for ``8/255``; an l_2 eps beyond the inputs' diameter), and as :func:`evaluate`.
+    """
     attacks = {i: PGD(eps=eps, steps=steps, norm=norm) for i, eps in enumerate(eps_values)}
+    for attack in attacks.values():
+        check_radius(x, attack.eps, norm)
     _, robust, _ = _count(model, x, y, attacks, batch_size)
     return [robust[i] for i in attacks]
 
@@ -102,12 +136,15 @@ def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     """Return robust accuracy under attacks of growing strength at ``eps`` (pixel units), one dict per
     attack: FGSM; PGD-k for each k in ``steps``; PGD-10 with the step size times each of
     ``step_factors``; PGD-10 with each number of ``restarts`` above 1. Keys: attack (a name), steps,
-    step_size (pixel units), restarts, robust_acc (a fraction in [0, 1])."""
+    step_size (pixel units), restarts, robust_acc (a fraction in [0, 1]). ``x`` [N, ...] in [0, 1],
+    ``y`` [N] integer class indices; ``ValueError`` as :func:`eps_sweep`, before any attack runs."""
     tried = {"FGSM": dict(steps=1, step_size=eps, random_start=False, use_best=False)}
     tried |= {f"PGD-{k}": dict(steps=k) for k in steps}
     tried |= {f"PGD-10, step x{f:g}": dict(steps=10, step_size=f * resolved_step_size(eps, 10, None)) for f in step_factors}
     tried |= {f"PGD-10, {r} restarts": dict(steps=10, restarts=r) for r in restarts if r > 1}
     attacks = {name: PGD(eps=eps, norm=norm, **kw) for name, kw in tried.items()}
+    for attack in attacks.values():
+        check_radius(x, attack.eps, norm, attack.step_size)
     _, robust, _ = _count(model, x, y, attacks, batch_size)
     return [{"attack": name, "steps": a.settings()["steps"], "step_size": a.settings()["step_size"],
              "restarts": a.restarts, "robust_acc": robust[name]} for name, a in attacks.items()]
@@ -120,10 +157,12 @@ def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
     Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "attacks": {name: settings}}``:
     the first attack's accuracy is its own; each later one is the worst case over it and all
     before it (AutoAttack's order of work), so the last is the per-example minimum over all.
-    Every attack sees about ``batch_size`` inputs at once (its restarts included).
+    Every attack sees about ``batch_size`` inputs at once (its restarts included). ``x`` [N, ...]
+    in [0, 1], ``y`` [N] integer class indices; ``ValueError`` as :func:`evaluate`.
     """
+    check_inputs(x, y)
     device = _model_device(model)
-    alive = predict(model, x, batch_size).cpu() == y
+    alive = _predict(model, x, batch_size).cpu() == y.cpu()
     clean, robust = alive.sum().item() / len(y), {}
     for name, attack in progress_bar(attacks.items(), "attacks", total=len(attacks)) if progress else attacks.items():
         chunk = max(1, batch_size // getattr(attack, "restarts", 1))
@@ -131,6 +170,6 @@ def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
         for start in range(0, len(index), chunk):
             part = index[start:start + chunk]
             xb, yb = x[part].to(device), y[part].to(device)
-            alive[part] = (predict(model, attack(model, xb, yb), batch_size) == yb).cpu()
+            alive[part] = (_predict(model, attack(model, xb, yb), batch_size) == yb).cpu()
         robust[name] = alive.sum().item() / len(y)
     return {"n": len(y), "clean_acc": clean, "robust_acc": robust, "attacks": {k: _settings(a) for k, a in attacks.items()}}

@@ -14,10 +14,21 @@ import dataclasses
 
 import torch
 
-from .attacks import PGD, check_inputs, check_settings
+from .attacks import PGD, check_inputs, check_radius, check_settings
 
 LOSSES = ("ce", "dlr")
 _NORM_NAMES = {"linf": "Linf", "l2": "L2"}
+
+
+def _rng_devices(device: torch.device) -> dict:
+    """Arguments for ``torch.random.fork_rng`` that save and restore the CPU generator and those of
+    ``device`` (and the current device of its kind, which torchattacks re-seeds)."""
+    if device.type == "cpu":
+        return {"devices": []}
+    backend = getattr(torch, device.type, None)
+    current = backend.current_device() if backend is not None and hasattr(backend, "current_device") else 0
+    index = device.index if device.index is not None else current
+    return {"devices": sorted({index, current}), "device_type": device.type}
 
 
 def _torchattacks():
@@ -33,8 +44,23 @@ def _torchattacks():
 class APGD:
     """``torchattacks.APGD`` settings; ``attack(model, x, y)`` returns adversarial inputs in [0, 1].
 
-    ``eps`` is in pixel units of inputs in [0, 1]; ``loss`` is ``"ce"`` (cross-entropy) or
-    ``"dlr"`` (difference of logits ratio); ``restarts`` random starts keep the first success.
+    APGD is Croce & Hein (2020), "Reliable evaluation of adversarial robustness with an ensemble of
+    diverse parameter-free attacks" (arXiv 2003.01690). ``x`` [N, C, H, W] holds images in [0, 1],
+    ``y`` [N] integer class indices; ``eps`` is in pixel units of inputs in [0, 1]; ``loss`` is
+    ``"ce"`` (cross-entropy) or ``"dlr"`` (difference of logits ratio, which needs at least three
+    classes); ``restarts`` random starts keep the first success. The result depends on ``seed``
+    alone: torchattacks re-seeds the global generators inside, so the call runs under
+    ``torch.random.fork_rng`` and leaves the caller's random state as it found it.
+
+    Raises ``ValueError`` naming the fix for bad settings (:func:`robustutils.attacks.check_settings`,
+    e.g. l_inf ``eps=8``: use ``8/255``), inputs or labels (:func:`robustutils.attacks.check_inputs`),
+    an l_2 eps beyond the inputs' diameter, inputs not shaped [N, C, H, W], and ``loss="dlr"`` on a
+    model with fewer than three classes (use ``loss="ce"``).
+
+    Examples::
+
+        apgd = APGD(eps=8 / 255, steps=100, loss="dlr")
+        x_adv = apgd(model, x, y)
     """
 
     eps: float
@@ -51,15 +77,32 @@ class APGD:
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         check_inputs(x, y)
+        check_radius(x, self.eps, self.norm)
+        if x.dim() != 4:  # torchattacks would add a batch dimension to anything else
+            raise ValueError(f"APGD (torchattacks) takes images shaped [N, C, H, W]; got {tuple(x.shape)}: "
+                             "reshape, e.g. x.view(-1, 1, 28, 28) for MNIST")
         if self.eps == 0:
             return x.clone()
         was_training = model.training
-        attack = _torchattacks().APGD(model, norm=_NORM_NAMES[self.norm], eps=self.eps, steps=self.steps,
-                                      n_restarts=self.restarts, seed=self.seed, loss=self.loss)
         try:
-            return attack(x, y).detach()
+            if self.loss == "dlr":
+                self._check_classes(model, x)
+            attack = _torchattacks().APGD(model, norm=_NORM_NAMES[self.norm], eps=self.eps, steps=self.steps,
+                                          n_restarts=self.restarts, seed=self.seed, loss=self.loss)
+            with torch.random.fork_rng(**_rng_devices(x.device)):  # torchattacks calls manual_seed
+                return attack(x, y).detach()
         finally:
             model.train(was_training)  # torchattacks leaves the model in eval mode
+
+    @staticmethod
+    def _check_classes(model: torch.nn.Module, x: torch.Tensor) -> None:
+        """DLR divides by the gap between the largest and the third-largest logit."""
+        model.eval()
+        with torch.no_grad():
+            classes = model(x[:1]).shape[-1]
+        if classes < 3:
+            raise ValueError(f"APGD with loss='dlr' needs a model with at least 3 classes (the DLR loss uses the "
+                             f"third-largest logit); this model has {classes}: use loss='ce'")
 
     def settings(self) -> dict:
         """Return the settings as plain values, to print beside results."""
@@ -67,8 +110,10 @@ class APGD:
 
 
 def apgd_pair(eps: float, norm: str, steps: int = 100, restarts: int = 1) -> dict[str, APGD]:
-    """Return AutoAttack's two white-box members, APGD-CE and APGD-DLR at ``eps`` (pixel units),
-    keyed ``apgd-ce`` and ``apgd-dlr``."""
+    """Return AutoAttack's two white-box members (Croce & Hein 2020), APGD-CE and APGD-DLR at
+    ``eps`` (pixel units), keyed ``apgd-ce`` and ``apgd-dlr``. Raises ``ValueError`` as :class:`APGD`
+    (e.g. l_inf ``eps=8``: use ``8/255``); APGD-DLR refuses, when called, a model with fewer than
+    three classes."""
     return {f"apgd-{loss}": APGD(eps=eps, norm=norm, steps=steps, restarts=restarts, loss=loss) for loss in LOSSES}
 
 
@@ -83,7 +128,9 @@ def suite(eps: float, norm: str, pgd_steps: int, apgd_steps: int, pgd_restarts: 
     :func:`robustutils.evaluate.compare`: our PGD (``pgd_steps`` steps, ``pgd_restarts`` random
     starts, step ``pgd_step_factor * eps`` or by default ``2.5 * eps / pgd_steps``) beside the
     independent APGD-CE and APGD-DLR (``apgd_steps`` steps, one start each), keyed by
-    :func:`pgd_key`, ``apgd-ce`` and ``apgd-dlr``."""
+    :func:`pgd_key`, ``apgd-ce`` and ``apgd-dlr``. Raises ``ValueError`` for out-of-range settings
+    (:func:`robustutils.attacks.check_settings`); on a model with fewer than three classes
+    APGD-DLR raises when called: build the dict without it, e.g. drop ``"apgd-dlr"``."""
     step = None if pgd_step_factor is None else pgd_step_factor * eps
     pgd = PGD(eps=eps, steps=pgd_steps, step_size=step, norm=norm, restarts=pgd_restarts)
     return {pgd_key(pgd_steps, pgd_restarts): pgd, **apgd_pair(eps, norm, apgd_steps)}

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from robustutils import attacks, evaluate, independent
+from robustutils import attacks, evaluate, independent, runtime
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0)])
@@ -71,3 +71,80 @@ def test_apgd_beats_a_deliberately_crippled_pgd(mnist_model, mnist_eval):
     weak = attacks.PGD(eps=0.15, steps=5, step_size=0.001, random_start=False)
     result = evaluate.compare(mnist_model, x, y, {"weak": weak, "apgd-ce": independent.APGD(eps=0.15, steps=20)})
     assert evaluate.overestimate_pp(result, "weak") > 10
+
+
+# --- APGD-DLR needs three classes; APGD leaves the caller's random state alone -------------
+
+def two_class_model():
+    from robustutils import models, runtime
+    runtime.set_seed(0)
+    return models.build("mnist_cnn", channels=(4, 8), hidden=32, num_classes=2).eval()
+
+
+def test_apgd_dlr_refuses_a_model_with_fewer_than_three_classes(mnist_eval):
+    x, y = mnist_eval[0][:16], mnist_eval[1][:16] % 2
+    model = two_class_model()
+    message = r"APGD with loss='dlr' needs a model with at least 3 classes .*this model has 2: use loss='ce'"
+    with pytest.raises(ValueError, match=message):
+        independent.APGD(eps=0.1, steps=2, loss="dlr")(model, x, y)
+    with pytest.raises(ValueError, match=message):  # the book's suite, through compare
+        evaluate.compare(model, x, y, independent.suite(0.1, "linf", pgd_steps=2, apgd_steps=2))
+    x_adv = independent.APGD(eps=0.1, steps=2, loss="ce")(model, x, y)  # the fix works
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+
+
+def test_apgd_leaves_the_global_random_state_as_it_found_it(mnist_model, mnist_eval):
+    x, y = mnist_eval[0][:16], mnist_eval[1][:16]
+    torch.manual_seed(123)
+    independent.APGD(eps=0.1, steps=3)(mnist_model, x, y)
+    after = torch.rand(8)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(8))
+
+
+def test_apgd_is_deterministic_whatever_the_global_random_state(mnist_model, mnist_eval):
+    x, y = mnist_eval[0][:32], mnist_eval[1][:32]
+    attack = independent.APGD(eps=0.1, steps=5, restarts=2)
+    runs = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        runs.append(attack(mnist_model, x, y))
+    assert torch.equal(runs[0], runs[1])
+    other = independent.APGD(eps=0.1, steps=5, restarts=2, seed=1)(mnist_model, x, y)
+    assert not torch.equal(runs[0], other)  # its own seed does reach its random starts
+
+
+class RandomProbe:
+    """An attack that returns its input and records one draw of the global generator per call."""
+
+    def __init__(self):
+        self.draws = []
+
+    def __call__(self, model, x, y):
+        self.draws.append(torch.rand(4))
+        return x
+
+
+def test_pgd_random_starts_differ_across_batches_after_apgd_in_compare(mnist_model, mnist_eval):
+    x, y = mnist_eval[0][:64], mnist_eval[1][:64]
+    probe = RandomProbe()
+    evaluate.compare(mnist_model, x, y, {"apgd": independent.APGD(eps=0.1, steps=2), "probe": probe}, batch_size=16)
+    assert len(probe.draws) == 4
+    assert len({tuple(d.tolist()) for d in probe.draws}) == 4, "each batch's random starts must be fresh"
+    # and the starts PGD itself draws after APGD are fresh too
+    runtime.set_seed(0)
+    starts = []
+    for _ in range(2):
+        independent.APGD(eps=0.1, steps=2)(mnist_model, x[:8], y[:8])
+        starts.append(attacks.pgd(mnist_model, x[:8], y[:8], eps=0.1, steps=1, step_size=0.0))
+    assert not torch.equal(starts[0], starts[1])
+
+
+def test_training_random_starts_differ_across_epochs_with_an_apgd_eval_attack(mnist_eval):
+    from robustutils import models, train
+    x, y = mnist_eval[0][:32], mnist_eval[1][:32]
+    probe = RandomProbe()
+    model = models.build("mnist_cnn", channels=(4, 8), hidden=32)
+    train.fit(model, (x, y), epochs=3, batch_size=32, attack=probe, test_data=(x[:8], y[:8]),
+              eval_attack=independent.APGD(eps=0.1, steps=2), progress=False)
+    assert len(probe.draws) == 3 and len({tuple(d.tolist()) for d in probe.draws}) == 3
