@@ -158,11 +158,25 @@ def restricted_imagenet(split: str = "val", root=None, size: int = 224, transfor
                    FileNotFoundError("ImageNet cannot be downloaded automatically"))
 
 
+def check_size(n: int | None, available: int, what: str = "examples") -> None:
+    """Raise ``ValueError`` when ``n`` (``None``: all) is not a size ``available`` examples can give:
+    below 1, or above ``available``; the message names both sizes and ``what`` they count."""
+    if n is None:
+        return
+    if n < 1:
+        raise ValueError(f"asked for {n:,} {what}: give a positive number, or None for all {available:,}")
+    if n > available:
+        raise ValueError(f"asked for {n:,} {what} but there are only {available:,}: ask for at most {available:,}, "
+                         f"or None for all of them")
+
+
 def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, generator: torch.Generator | None = None):
     """Return ``n`` examples of ``(x, y)``: a random choice drawn with ``generator`` (a seeded one makes
     it repeatable, and a smaller ``n`` a subset of a larger one), or all of them, in order, when ``n``
-    is None or at least ``len(y)``."""
-    if n is None or n >= len(y):
+    is None or ``len(y)``. Raise ``ValueError`` (:func:`check_size`) when ``n`` is below 1 or above
+    ``len(y)``: a request the data cannot meet is not silently shrunk."""
+    check_size(n, len(y))
+    if n is None or n == len(y):
         return x, y
     idx = torch.randperm(len(y), generator=generator)[:n]
     return x[idx], y[idx]
@@ -178,3 +192,35 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = F
         else:
             idx = order[start:start + batch_size]
             yield x[idx], y[idx]
+
+
+def crop_flip(x: torch.Tensor, generator: torch.Generator | None = None, padding: int = 4) -> torch.Tensor:
+    """Return the standard CIFAR-10 training augmentation of the batch ``x`` [B, C, H, W] in [0, 1]:
+    each image zero-padded by ``padding`` pixels on every side, cropped back to H x W at a uniformly
+    drawn offset (``2 * padding + 1`` choices per axis), then mirrored left-right with probability 1/2.
+
+    This is torchvision's ``RandomCrop(32, padding=4)`` (zero fill) followed by
+    ``RandomHorizontalFlip()``: the CIFAR-10 training transform of Wong et al. 2020 (their
+    ``fast_adversarial`` code) and of MadryLab's ``robustness`` library behind Ilyas et al. 2019,
+    which also adds colour jitter (0.25) and a random rotation of up to 2 degrees, not done here.
+    Madry et al. 2018 (their ``cifar10_challenge`` code) pad by 2 pixels a side: ``padding=2``.
+    Vectorised (one gather for the whole batch) on ``x``'s device; the offsets and flips are drawn
+    on the CPU from ``generator`` (a seeded one makes it repeatable), so nothing is read back from
+    the device. Returns a new tensor of ``x``'s shape and dtype, values in [0, 1] (padding is 0)."""
+    if x.dim() != 4:
+        raise ValueError(f"crop_flip augments a batch [B, C, H, W]; got shape {tuple(x.shape)}")
+    b, c, h, w = x.shape
+    offsets = torch.randint(0, 2 * padding + 1, (2, b), generator=generator)
+    flips = torch.rand(b, generator=generator) < 0.5
+    offsets, flips = offsets.to(x.device, non_blocking=True), flips.to(x.device, non_blocking=True)
+    rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # [B, H], into the padded image
+    cols = torch.arange(w, device=x.device).expand(b, w)
+    cols = offsets[1, :, None] + torch.where(flips[:, None], w - 1 - cols, cols)  # [B, W]
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    channel = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+#: The training-set augmentations :func:`robustutils.train.fit` knows, by the name a recipe gives.
+AUGMENTATIONS = {"crop-flip": crop_flip}

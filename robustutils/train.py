@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed, resume
-from .data import batches
+from .attacks import check_inputs
+from .data import AUGMENTATIONS, batches
 from .evaluate import evaluate
 from .runtime import set_seed
 
@@ -61,11 +62,22 @@ def eps_factor(step: int, total_steps: int, ramp: float) -> float:
     return min(1.0, step / (ramp * total_steps))
 
 
-def _epoch_batches(train_data, batch_size: int, device: torch.device, generator: torch.Generator):
+def _epoch_batches(train_data, batch_size: int, device: torch.device, generator: torch.Generator,
+                   augment: str | None = None):
     if isinstance(train_data, tuple):
-        yield from batches(*train_data, batch_size, shuffle=True, generator=generator)
-    else:  # a DataLoader (e.g. ImageNet): move each batch to the model's device
+        if augment is None:
+            yield from batches(*train_data, batch_size, shuffle=True, generator=generator)
+            return
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {augment!r}: choose None or one of {sorted(AUGMENTATIONS)}")
+        for xb, yb in batches(*train_data, batch_size, shuffle=True, generator=generator):
+            yield AUGMENTATIONS[augment](xb, generator), yb
+    elif augment is not None:
+        raise ValueError(f"augment={augment!r} applies to (x, y) tensors; a DataLoader augments in its own "
+                         "transform (e.g. data.imagenet_transform)")
+    else:  # a DataLoader (e.g. ImageNet): move each batch to the model's device, checked as it comes
         for xb, yb in train_data:
+            check_inputs(xb, yb)
             yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
 
 
@@ -89,7 +101,18 @@ def train_step(model, optimizer, x, y, attack=None, loss=madry_loss, amp: bool =
 
     ``amp`` computes the loss under bf16 autocast (weights and their updates stay float32; the
     attack keeps its own ``amp`` setting). ``weight`` multiplies the loss before the backward
-    pass only (a data-parallel shard's share, see :func:`robustutils.distributed.shards`)."""
+    pass only (a data-parallel shard's share, see :func:`robustutils.distributed.shards`).
+
+    ``x`` [N, ...] holds images in [0, 1] (pixel units, float), ``y`` [N] integer class indices.
+    Raises ``ValueError`` naming the fix otherwise (:func:`robustutils.attacks.check_inputs`: values
+    in 0..255, NaN, uint8, labels shaped [N, 1]); the check reads back once per call
+    (:func:`fit` checks its data once, before training, instead)."""
+    check_inputs(x, y)
+    return _step(model, optimizer, x, y, attack, loss, amp, weight)
+
+
+def _step(model, optimizer, x, y, attack=None, loss=madry_loss, amp: bool = False, weight: float = 1.0):
+    """:func:`train_step` without the input check (for batches of data checked once by :func:`fit`)."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         value, logits = loss(model, x, y, attack)
     optimizer.zero_grad(set_to_none=True)
@@ -102,7 +125,7 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
         optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0,
         schedule: str = "onecycle", eps_ramp: float = 0.0, loss=madry_loss, test_data=None,
         eval_attack=None, amp: bool = False, seed: int = 0, progress: bool = True,
-        checkpoint=None) -> list[dict]:
+        checkpoint=None, augment: str | None = None) -> list[dict]:
     """Train ``model`` in place; return its history, one dict per epoch.
 
     ``train_data`` is ``(x, y)`` tensors (moved whole to the model's device) or a DataLoader.
@@ -110,6 +133,12 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
     needs an attack with ``.scaled(factor)`` such as :class:`robustutils.attacks.PGD`. ``loss``
     is the training objective (default :func:`madry_loss`; TRADES: ``trades.TradesLoss(beta)``);
     ``amp`` computes it under bf16 autocast (see :func:`train_step`).
+    ``augment`` names a training-set augmentation of :data:`robustutils.data.AUGMENTATIONS` (e.g.
+    ``"crop-flip"``, :func:`robustutils.data.crop_flip`) applied to every shuffled batch of ``(x, y)``
+    tensors before the attack, which then perturbs the augmented images (as in Madry et al. 2018 and
+    Wong et al. 2020); its draws come from the shuffling generator, so a seeded run repeats and a
+    resumed run continues them. ``None`` (default): no augmentation. An unknown name, or one given
+    with a DataLoader (which augments in its own transform), raises ``ValueError``.
     With ``test_data=(x, y)`` each epoch also records clean accuracy and robust accuracy under
     ``eval_attack`` (default: ``attack`` at full eps). History keys: epoch (1-based), lr (at the
     epoch's end), eps (the training attack's eps at the epoch's end, pixel units; 0.0 without an
@@ -128,11 +157,26 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
     per global batch of ``batch_size``, the model trains wrapped in DistributedDataParallel, the
     attack runs on each rank's shard with a per-rank random stream, the history counts all ranks,
     and only rank 0 prints and writes the checkpoint. Without a process group nothing changes.
+
+    Images are in [0, 1] (pixel units, float; normalisation belongs inside the model), labels a
+    1-D integer tensor [N] of class indices. Raises ``ValueError`` naming the fix for bad settings
+    and for ``(x, y)`` tensors (training or test) outside [0, 1], NaN, uint8 (use
+    ``x.float() / 255``) or with labels not shaped [N] (e.g. [N, 1]: use ``y.view(-1)``), before
+    any training; a DataLoader's batches are checked as they come (one read-back per batch).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
     if eps_ramp > 0 and not hasattr(attack, "scaled"):
         raise ValueError("eps_ramp needs an attack with .scaled(factor), e.g. attacks.PGD(...)")
+    if isinstance(train_data, list):
+        raise ValueError("train_data must be a tuple (x, y) or a DataLoader; got a list: use tuple(train_data)")
+    for name, pair in (("train_data", train_data), ("test_data", test_data)):
+        if name == "test_data" and pair is not None and not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise ValueError(f"test_data must be a pair (x, y) of tensors; got {type(pair).__name__}")
+        if isinstance(pair, (tuple, list)):
+            if len(pair) != 2:
+                raise ValueError(f"{name} must be a pair (x, y) of tensors; got {len(pair)} items")
+            check_inputs(*pair)
     model, group = distributed.unwrap(model), distributed.current()
     generator = set_seed(seed)
     if group.parallel:  # the same shuffling generator everywhere, but each rank its own random starts
@@ -151,7 +195,7 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
             train_data, test_data, epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
             optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
             eps_ramp=eps_ramp, attack=attack, loss=loss, amp=amp, seed=seed, world_size=group.world_size,
-            eval_attack=eval_attack if test_data is not None else None)
+            eval_attack=eval_attack if test_data is not None else None, augment=augment)
         restored = resume.restore(checkpoint, fingerprint=fingerprint, model=model, optimizer=opt, scheduler=sched,
                                   generators=generators, group=group)
         if restored is not None:
@@ -161,7 +205,7 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
     net, attack = distributed.wrap(model, attack, group)
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
-        bar = tqdm(_epoch_batches(train_data, batch_size, device, generator), total=steps_per_epoch,
+        bar = tqdm(_epoch_batches(train_data, batch_size, device, generator, augment), total=steps_per_epoch,
                    desc=f"epoch {epoch}/{epochs}", disable=not progress, file=sys.stdout, leave=False)
         loss_sum, correct, seen = _run_epoch(net, opt, sched, distributed.shards(bar, group), attack, loss,
                                              eps_ramp, step, total, amp, group)
@@ -229,8 +273,8 @@ def _loader_generators(train_data) -> list:
 
 
 def _fingerprint(train_data, test_data, **settings) -> dict:
-    """Return what a checkpoint must match: ``settings`` (attacks and loss described as plain data)
-    and which examples are trained and tested on."""
+    """Return what a checkpoint must match: ``settings`` (attacks and loss described as plain data,
+    the augmentation by its name) and which examples are trained and tested on."""
     settings.update({name: resume.describe(settings[name]) for name in ("attack", "loss", "eval_attack")})
     if isinstance(train_data, tuple):
         settings.update(examples=len(train_data[1]), labels=resume.labels_digest(train_data[1]))
@@ -257,7 +301,7 @@ def _run_epoch(model, optimizer, scheduler, batch_iter, attack, loss, eps_ramp: 
     seen = 0
     for xb, yb, weight in batch_iter:
         step_attack = attack.scaled(eps_factor(step, total, eps_ramp)) if eps_ramp > 0 else attack
-        batch_loss, batch_correct = train_step(model, optimizer, xb, yb, step_attack, loss, amp, weight)
+        batch_loss, batch_correct = _step(model, optimizer, xb, yb, step_attack, loss, amp, weight)
         loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(yb)
         scheduler.step()
         step += 1

@@ -35,7 +35,14 @@ DEFAULTS = {
     "train_data": None,
     # Restricted ImageNet only (read lazily from image folders): image side and training split.
     "image_size": 224, "train_split": "train",
+    # A training-set augmentation of data.AUGMENTATIONS (in-memory datasets only), e.g. "crop-flip".
+    "augment": None,
 }
+
+#: Keys added to :data:`DEFAULTS` after models were cached, with the default that leaves them out of
+#: :func:`key` (and :func:`data_path`): a recipe that keeps the default hashes as it did before the
+#: key existed, so that the models cached then are still found; any other value changes the key.
+LATE_KEYS = {"augment": None}
 
 
 def recipe(base: dict | None = None, **changes) -> dict:
@@ -50,6 +57,11 @@ def recipe(base: dict | None = None, **changes) -> dict:
         raise ValueError(f"unknown recipe keys {sorted(unknown)}: a recipe has {sorted(DEFAULTS)}")
     if out["dataset"] not in DATASETS:
         raise ValueError(f"unknown dataset {out['dataset']!r}: choose one of {DATASETS}")
+    if out["augment"] is not None and out["augment"] not in data.AUGMENTATIONS:
+        raise ValueError(f"unknown augment {out['augment']!r}: choose None or one of {sorted(data.AUGMENTATIONS)}")
+    if out["augment"] is not None and out["dataset"] == "restricted_imagenet":
+        raise ValueError("augment applies to the in-memory datasets; Restricted ImageNet augments in its image "
+                         "transform (data.imagenet_transform)")
     return out
 
 
@@ -57,9 +69,25 @@ def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+def _hashed(rec: dict) -> dict:
+    """The complete recipe less the :data:`LATE_KEYS` at their default, recursively through
+    ``train_data``'s source recipe: what :func:`key` hashes."""
+    rec = recipe(rec)
+    out = {name: value for name, value in rec.items() if name not in LATE_KEYS or value != LATE_KEYS[name]}
+    if rec["train_data"] is not None:
+        out["train_data"] = _hashed_spec(rec["train_data"])
+    return out
+
+
+def _hashed_spec(spec: dict) -> dict:
+    """A constructed dataset's spec with its source recipe as :func:`_hashed` gives it."""
+    return {**spec, "source": _hashed(spec["source"])}
+
+
 def key(rec: dict) -> str:
-    """Return a 16-hex-digit hash of the complete recipe (and the cache :data:`FORMAT`)."""
-    return hashlib.sha256(_canonical({"format": FORMAT, "recipe": recipe(rec)}).encode()).hexdigest()[:16]
+    """Return a 16-hex-digit hash of the complete recipe (and the cache :data:`FORMAT`); a key of
+    :data:`LATE_KEYS` at its default is left out, so that adding it kept the older models' keys."""
+    return hashlib.sha256(_canonical({"format": FORMAT, "recipe": _hashed(rec)}).encode()).hexdigest()[:16]
 
 
 def label(rec: dict) -> str:
@@ -80,6 +108,36 @@ def path(rec: dict, root=None) -> Path:
     return io.cache_dir(root) / f"{rec['dataset']}-{rec['arch']}-{slug}-{key(rec)}.pt"
 
 
+#: The training and test sizes of the complete datasets, which tell a shortened copy by its size.
+COMPLETE_SIZES = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
+_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "restricted_imagenet": "Restricted ImageNet"}
+
+
+def check_request(rec: dict, n: int | None, available: int, train_split: bool, held_by: str | None = None,
+                  setting: str | None = None, fix: str | None = None) -> None:
+    """Raise ``ValueError`` when ``n`` examples (``None``: all) of the recipe's training set
+    (``train_split``) or test set cannot be given from the ``available`` ones: below 1, or more than
+    there are. The message names both sizes, what holds the data (``held_by``, default the folder
+    ``$ROBUSTUTILS_DATA``; a copy smaller than the complete dataset is called shortened) and the fix:
+    a smaller ``setting`` (default ``n_train`` or the test sizes) in :mod:`robustutils.profiles`, or
+    ``fix`` (default, unless the data is already complete: point ``$ROBUSTUTILS_DATA`` at the
+    complete dataset). Nothing is shrunk silently."""
+    if n is None or 1 <= n <= available:
+        return
+    if n < 1:
+        data.check_size(n, available)
+    name, split = _NAMES[rec["dataset"]], "training" if train_split else "test"
+    complete = COMPLETE_SIZES.get(rec["dataset"], (None, None))[0 if train_split else 1]
+    held = f"{held_by or f'the data under {data.data_root()}'} has {available:,}"
+    if held_by is None and complete is not None and available < complete:
+        held += f" (a shortened copy: the complete {name} has {complete:,})"
+    setting = setting or ("n_train" if train_split else "the test size (n_test, n_sweep, n_measure, monitor_n, ...)")
+    if fix is None and (complete is None or available < complete):
+        fix = f"point {data.DATA_ENV} at the complete {name}"
+    raise ValueError(f"asked for {n:,} {name} {split} images but {held}: lower {setting} in "
+                     f"robustutils/profiles.py" + (f", or {fix}" if fix else ""))
+
+
 @functools.lru_cache(maxsize=4)
 def _split(dataset: str, train_split: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return data.mnist(train_split) if dataset == "mnist" else data.cifar10(train_split)
@@ -91,8 +149,10 @@ def _imagenet(rec: dict, train_split: bool, n: int | None):
     split = rec["train_split"] if train_split else "val"
     folder = data.restricted_imagenet(split, size=rec["image_size"], transform=None if train_split else
                                       data.imagenet_transform(False, rec["image_size"]))
+    check_request(rec, n if not train_split else rec["n_train"], len(folder), train_split,
+                  held_by=f"the folder {folder.root}")
     if not train_split:
-        items = [folder[i] for i in range(min(n or len(folder), len(folder)))]
+        items = [folder[i] for i in range(n or len(folder))]
         return torch.stack([im for im, _ in items]), torch.tensor([label for _, label in items])
     generator = torch.Generator().manual_seed(rec["seed"])
     if rec["n_train"] is not None:
@@ -105,16 +165,21 @@ def _imagenet(rec: dict, train_split: bool, n: int | None):
 
 def dataset(rec: dict, train_split: bool = True, n: int | None = None, device=None, root=None):
     """Return the recipe's data: the training set (a seeded random subset of ``n_train``) or the
-    first ``n`` test examples, as ``(x, y)`` tensors in [0, 1] on the CPU. Restricted ImageNet's
-    training set is a DataLoader instead (it does not fit in memory). A recipe with ``train_data``
-    trains on that constructed dataset (:func:`constructed`, from the cache under ``root`` or built
-    on ``device``) and is tested on the real test set."""
+    first ``n`` test examples (``None``: all), as ``(x, y)`` tensors in [0, 1] on the CPU.
+    Restricted ImageNet's training set is a DataLoader instead (it does not fit in memory). A recipe
+    with ``train_data`` trains on that constructed dataset (:func:`constructed`, from the cache under
+    ``root`` or built on ``device``) and is tested on the real test set. A size the data cannot meet
+    (``n_train`` or ``n`` above what is on disk, e.g. 10,000 CIFAR-10 test images from the 1,017 of a
+    shortened copy, or below 1) raises ``ValueError`` (:func:`check_request`) instead of shrinking."""
     if rec["dataset"] == "restricted_imagenet":
         return _imagenet(rec, train_split, n)
     if train_split and rec["train_data"] is not None:
         x, y = constructed(rec["train_data"], device, root=root)
+        check_request(rec, rec["n_train"], len(y), True, held_by=f"the constructed {data_label(rec['train_data'])}",
+                      fix="construct it from more images (the spec's n)")
         return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
     x, y = _split(rec["dataset"], train_split)
+    check_request(rec, rec["n_train"] if train_split else n, len(y), train_split)
     if train_split:
         return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
     return x[:n], y[:n]
@@ -135,8 +200,8 @@ def initial_model(rec: dict) -> torch.nn.Module:
 def fit_settings(rec: dict) -> dict:
     """Return the keyword arguments of :func:`robustutils.train.fit` that train ``rec`` (all but the
     training data, ``amp``, ``progress`` and ``checkpoint``): its schedule, the training attack,
-    the loss (TRADES when ``trades_beta`` is set) and, with ``monitor_n``, that many test examples
-    checked each epoch under PGD-20 at the training eps."""
+    the loss (TRADES when ``trades_beta`` is set), the training-set augmentation (``augment``) and,
+    with ``monitor_n``, that many test examples checked each epoch under PGD-20 at the training eps."""
     attack = training_attack(rec)
     loss = train.madry_loss if rec["trades_beta"] is None else trades.TradesLoss(rec["trades_beta"])
     monitor = dataset(rec, train_split=False, n=rec["monitor_n"]) if rec["monitor_n"] else None
@@ -144,7 +209,7 @@ def fit_settings(rec: dict) -> dict:
     return {"epochs": rec["epochs"], "batch_size": rec["batch_size"], "attack": attack, "optimizer": rec["optimizer"],
             "lr": rec["lr"], "weight_decay": rec["weight_decay"], "schedule": rec["schedule"],
             "eps_ramp": rec["eps_ramp"], "loss": loss, "test_data": monitor, "eval_attack": eval_attack,
-            "seed": rec["seed"]}
+            "seed": rec["seed"], "augment": rec["augment"]}
 
 
 def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
@@ -174,7 +239,10 @@ def get(rec: dict, device=None, progress: bool = True, root=None) -> tuple[torch
 def robustness(rec: dict, model: torch.nn.Module, attacks_by_name: dict, n_test: int, root=None) -> dict:
     """Return :func:`robustutils.evaluate.compare` of ``model`` (the model of ``rec``) on the first
     ``n_test`` test examples under ``attacks_by_name`` (accuracies as fractions in [0, 1]); cached
-    as JSON beside the model, keyed by the recipe, the attacks' settings and ``n_test``."""
+    as JSON beside the model, keyed by the recipe, the attacks' settings and ``n_test``. An ``n_test``
+    the test set cannot meet raises ``ValueError`` (:func:`check_request`), even when cached."""
+    if rec["dataset"] in NUM_CLASSES:  # in memory: check the size before trusting a cached file
+        check_request(rec, n_test, len(_split(rec["dataset"], False)[1]), False)
     settings = {name: a.settings() for name, a in attacks_by_name.items()}
     digest = hashlib.sha256(_canonical({"model": key(rec), "attacks": settings, "n": n_test}).encode()).hexdigest()[:16]
     target = io.cache_dir(root) / "evaluations" / f"{key(rec)}-{digest}.json"
@@ -201,7 +269,12 @@ def adversarial(base: dict, norm: str, eps: float, steps: int, step_factor: floa
 def standard_on(base: dict, train_data: dict | None = None, n_train: int | None = None, **changes) -> dict:
     """Return the recipe of a standard model like ``base`` (no attack, no monitoring) trained on all
     of the constructed dataset ``train_data`` or, when it is None, on ``n_train`` real images: the
-    same images a construction with ``n = n_train`` starts from (the seeded subsets are nested)."""
+    same images a construction with ``n = n_train`` starts from (the seeded subsets are nested).
+
+    The model keeps ``base``'s ``augment`` except on D_det (a ``"det"`` construction), which Ilyas et
+    al. 2019 trained without data augmentation, unless ``changes`` sets it."""
+    if train_data is not None and train_data["kind"] == "det":
+        changes = {"augment": None, **changes}
     return recipe(base, train_data=train_data, n_train=n_train, attack=None, eps_ramp=0.0, trades_beta=None,
                   monitor_n=0, **changes)
 
@@ -236,14 +309,16 @@ def data_label(spec: dict) -> str:
 
 def data_path(spec: dict, root=None) -> Path:
     """Return where the dataset of ``spec`` is cached: ``<cache>/datasets/<dataset>-<name>-<key>.pt``."""
-    digest = hashlib.sha256(_canonical({"format": FORMAT, "spec": spec}).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(_canonical({"format": FORMAT, "spec": _hashed_spec(spec)}).encode()).hexdigest()[:16]
     return io.cache_dir(root) / "datasets" / f"{spec['source']['dataset']}-{data_label(spec)}-{digest}.pt"
 
 
 def _construct(spec: dict, device, progress: bool, root) -> tuple[torch.Tensor, torch.Tensor]:
-    model, _ = get(spec["source"], device, progress=progress, root=root)
     x, y = dataset(spec["source"])
+    check_request(spec["source"], spec["n"], len(y), True, held_by="the source recipe's training set",
+                  setting="the construction's n", fix="train the source on more images (its n_train)")
     x, y = x[: spec["n"]], y[: spec["n"]]
+    model, _ = get(spec["source"], device, progress=progress, root=root)
     settings = {"steps": spec["steps"], "step_size": spec["step_size"], "seed": spec["seed"], "progress": progress}
     if spec["kind"] == "invert":
         return constructions.invert(model, x, y, **settings)

@@ -170,3 +170,69 @@ def test_subset_is_seeded_and_batches_cover_everything_once():
         seen = torch.cat([p[1] for p in parts])
         assert sorted(seen.tolist()) == list(range(100))
         assert torch.equal(torch.cat([p[0] for p in parts]).view(-1).long(), seen)  # rows stay paired
+
+
+def test_subset_refuses_sizes_the_data_cannot_meet():
+    x, y = torch.arange(10.0).view(10, 1), torch.arange(10)
+    assert data.subset(x, y, 10)[1] is y, "all of them, in order"
+    for n, message in ((11, r"asked for 11 examples but there are only 10"), (0, r"asked for 0 examples: give a positive"),
+                       (-1, r"asked for -1 examples")):
+        with pytest.raises(ValueError, match=message):
+            data.subset(x, y, n)
+
+
+# --- the CIFAR-10 training augmentation (random crop of the zero-padded image, random flip) ----------
+
+def windows(x: torch.Tensor, padding: int):
+    """Every crop of the zero-padded ``x`` [B, C, H, W] and its mirror image: a dict
+    ``(dy, dx, flipped) -> [B, C, H, W]``, enumerated one by one (independently of crop_flip)."""
+    h, w = x.shape[-2:]
+    padded = torch.zeros(*x.shape[:2], h + 2 * padding, w + 2 * padding)
+    padded[..., padding:padding + h, padding:padding + w] = x
+    out = {}
+    for dy in range(2 * padding + 1):
+        for dx in range(2 * padding + 1):
+            crop = padded[..., dy:dy + h, dx:dx + w]
+            out[dy, dx, False], out[dy, dx, True] = crop, crop.flip(-1)
+    return out
+
+
+def test_crop_flip_returns_a_shifted_window_of_the_padded_image_possibly_mirrored():
+    x = torch.rand(300, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.98 + 0.01  # no zeros
+    out = data.crop_flip(x, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and out.dtype == x.dtype and 0 <= out.min() and out.max() <= 1
+    found = []
+    for image in range(len(x)):
+        matches = [where for where, crop in windows(x[image:image + 1], 4).items() if torch.equal(out[image], crop[0])]
+        assert len(matches) == 1, f"image {image} is not exactly one window of its padded original"
+        found.append(matches[0])
+    assert {dy for dy, _, _ in found} == set(range(9)) and {dx for _, dx, _ in found} == set(range(9)), \
+        "every offset from 0 to 2 * padding occurs"
+    assert 0.4 < sum(flipped for _, _, flipped in found) / len(found) < 0.6
+
+
+def test_crop_flip_flips_half_the_images_and_without_padding_only_flips():
+    x = torch.rand(4000, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    out = data.crop_flip(x, torch.Generator().manual_seed(0), padding=0)
+    flipped = (out != x).flatten(1).any(1)
+    assert torch.equal(out[flipped], x[flipped].flip(-1)) and torch.equal(out[~flipped], x[~flipped])
+    assert abs(flipped.float().mean().item() - 0.5) < 0.04  # 5 standard deviations of 4,000 fair coins
+
+
+def test_crop_flip_is_repeatable_from_its_generator():
+    x = torch.rand(64, 3, 32, 32)
+    a = data.crop_flip(x, torch.Generator().manual_seed(5))
+    assert torch.equal(a, data.crop_flip(x, torch.Generator().manual_seed(5)))
+    assert not torch.equal(a, data.crop_flip(x, torch.Generator().manual_seed(6)))
+    generator = torch.Generator().manual_seed(5)
+    data.crop_flip(x, generator)
+    assert not torch.equal(a, data.crop_flip(x, generator)), "the generator moves on: each batch draws afresh"
+    with pytest.raises(ValueError, match=r"a batch \[B, C, H, W\]"):
+        data.crop_flip(x[0], generator)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_crop_flip_on_the_gpu_draws_what_it_draws_on_the_cpu():
+    x = torch.rand(64, 3, 32, 32)
+    on_gpu = data.crop_flip(x.cuda(), torch.Generator().manual_seed(3))
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), data.crop_flip(x, torch.Generator().manual_seed(3)))

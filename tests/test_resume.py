@@ -84,18 +84,20 @@ def test_fit_writes_one_complete_checkpoint_per_epoch_and_no_temporary_file(tmp_
     assert len(payload["rng"]) == 1 and set(payload["rng"][0]) == {"torch", "cuda", "numpy", "python", "generators"}
 
 
-def test_an_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, make_tiny_model):
+@pytest.mark.parametrize("augment", [None, "crop-flip"])
+def test_an_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, make_tiny_model, augment):
     data = random_digits(48)  # three steps per epoch
+    settings = {**SETTINGS, "augment": augment}  # crop-flip draws from the shuffling generator too
     whole = make_tiny_model(seed=4)
-    expected = train.fit(whole, data, loss=CountingLoss(), checkpoint=tmp_path / "whole.pt", **SETTINGS)
+    expected = train.fit(whole, data, loss=CountingLoss(), checkpoint=tmp_path / "whole.pt", **settings)
 
     cut = tmp_path / "cut.pt"
     with pytest.raises(Interrupted):
-        train.fit(make_tiny_model(seed=4), data, loss=CountingLoss(stop_at=5), checkpoint=cut, **SETTINGS)
-    assert resume.read(cut)["epoch"] == 1
+        train.fit(make_tiny_model(seed=4), data, loss=CountingLoss(stop_at=5), checkpoint=cut, **settings)
+    assert resume.read(cut)["epoch"] == 1 and resume.read(cut)["fingerprint"]["augment"] == augment
     torch.rand(100)  # the global RNG moves on, as it would in a new process; the checkpoint must override it
     resumed, loss = make_tiny_model(seed=4), CountingLoss()
-    history = train.fit(resumed, data, loss=loss, checkpoint=cut, **SETTINGS)
+    history = train.fit(resumed, data, loss=loss, checkpoint=cut, **settings)
     assert loss.calls == 6, "only epochs 2 and 3 are trained again"
     assert weights_equal(resumed, whole)
     assert without_times(history) == without_times(expected) and history[0] == resume.read(cut)["history"][0]
@@ -116,7 +118,8 @@ def test_a_checkpoint_that_covers_every_epoch_loads_without_training(tmp_path, m
     ({"batch_size": 8}, r"batch_size: 16 in the checkpoint, 8 now.*steps_per_epoch: 2 in the checkpoint, 4 now"),
     ({"attack": attacks.PGD(eps=0.2, steps=2)}, r"attack: .*'eps': 0\.1.* in the checkpoint, .*'eps': 0\.2"),
     ({"data_seed": 1}, r"labels: '[0-9a-f]{16}' in the checkpoint, '[0-9a-f]{16}' now"),
-], ids=["epochs", "lr", "batch_size", "attack", "data"])
+    ({"augment": "crop-flip"}, r"augment: None in the checkpoint, 'crop-flip' now"),
+], ids=["epochs", "lr", "batch_size", "attack", "data", "augment"])
 def test_a_checkpoint_of_another_run_is_refused_with_what_differs(tmp_path, make_tiny_model, change, message):
     path = tmp_path / "checkpoint.pt"
     settings = {**SETTINGS, "epochs": 1, "test_data": None}
@@ -199,3 +202,16 @@ def test_a_process_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, data_d
     assert weights_equal(resumed, expected)
     assert without_times(resumed_meta["history"]) == without_times(expected_meta["history"])
     assert resumed_meta["history"][-1]["train_acc"] > 0.7  # it learned: the weights compared are not trivial
+
+
+def test_a_checkpoint_written_before_augment_existed_still_resumes(tmp_path, make_tiny_model):
+    path = tmp_path / "checkpoint.pt"
+    settings = {**SETTINGS, "epochs": 2, "test_data": None}
+    with pytest.raises(Interrupted):
+        train.fit(make_tiny_model(), random_digits(32), loss=CountingLoss(stop_at=3), checkpoint=path, **settings)
+    payload = resume.read(path)
+    del payload["fingerprint"]["augment"]  # as the library wrote it before the setting existed
+    torch.save(payload, path)
+    loss = CountingLoss()
+    train.fit(make_tiny_model(), random_digits(32), loss=loss, checkpoint=path, **settings)
+    assert loss.calls == 2, "epoch 2 only: the older checkpoint was accepted"

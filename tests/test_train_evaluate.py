@@ -181,3 +181,45 @@ def test_progress_yields_every_item_and_writes_to_stdout(capsys):
     assert list(runtime.progress(range(3), "items")) == [0, 1, 2]
     captured = capsys.readouterr()
     assert "items" in captured.out and captured.err == ""
+
+
+# --- training-set augmentation (fit's augment) -------------------------------------------------------
+
+class RecordingAttack:
+    """An attack that records the inputs it is given and returns them unchanged."""
+
+    def __init__(self):
+        self.inputs = []
+
+    def __call__(self, model, x, y):
+        self.inputs.append(x.clone())
+        return x
+
+
+def test_fit_augments_each_batch_before_the_attack_and_repeats_with_the_seed(make_tiny_model):
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 0.98 + 0.01
+    y = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(0))
+    runs = {}
+    for name, augment in (("plain", None), ("augmented", "crop-flip"), ("again", "crop-flip")):
+        attack, model = RecordingAttack(), make_tiny_model(seed=1)
+        train.fit(model, (x, y), epochs=2, batch_size=16, attack=attack, augment=augment, progress=False)
+        runs[name] = torch.cat(attack.inputs), model
+    rows = {tuple(row.flatten().tolist()) for row in x}
+    assert all(tuple(row.flatten().tolist()) in rows for row in runs["plain"][0]), "without augment: the rows as given"
+    augmented = runs["augmented"][0]
+    assert sum(tuple(row.flatten().tolist()) not in rows for row in augmented) > len(augmented) // 2, \
+        "the attack receives the augmented images"
+    assert augmented.min() >= 0 and augmented.max() <= 1
+    assert torch.equal(augmented, runs["again"][0]), "the same seed draws the same crops and flips"
+    weights = {name: model.state_dict() for name, (_, model) in runs.items()}
+    assert all(torch.equal(weights["augmented"][k], weights["again"][k]) for k in weights["plain"])
+    assert not all(torch.equal(weights["augmented"][k], weights["plain"][k]) for k in weights["plain"])
+
+
+def test_fit_refuses_an_unknown_augmentation_or_one_for_a_dataloader(make_tiny_model):
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    with pytest.raises(ValueError, match=r"unknown augmentation 'cutout': choose None or one of \['crop-flip'\]"):
+        train.fit(make_tiny_model(), (x, y), epochs=1, augment="cutout", progress=False)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    with pytest.raises(ValueError, match=r"a DataLoader augments in its own transform"):
+        train.fit(make_tiny_model(), loader, epochs=1, augment="crop-flip", progress=False)
