@@ -1,7 +1,8 @@
 # robustbook: two commands do everything on a fresh machine.
 #   make book   execute every chapter with papermill at the `ci` profile, then build the HTML
 #               book with jupyter-book (warnings are errors). The HTML lands in _build/html.
-#   make test   unit tests, plus every chapter executed at the `smoke` profile under nbval.
+#   make test   unit tests, plus every chapter executed under nbval at the `smoke` profile and at
+#               `colab-smoke` and `full-smoke` (the colab and full code paths at smoke sizes).
 #   make browser  after make book: open every page of the built book in headless Chromium and check
 #               it as a reader sees it (tests/browser_check.py); screenshots land in _build/screenshots.
 #               Installs Chromium (Debian's package) and a MathJax copy first, via .ci/install-browser.
@@ -85,12 +86,17 @@ html: install
 	$(BIN)/jupyter-book build $(BUILD)/src --path-output . --warningiserror --nitpick --keep-going
 	@echo "The book is at $(CURDIR)/$(BUILD)/html/index.html"
 
+# The chapters run at `smoke` and also at `colab-smoke` and `full-smoke`: the architectures, datasets
+# and branches of the colab and full profiles at smoke sizes (robustutils/profiles.py), so that a
+# crash on those paths shows here and not first on a reader's GPU. Each profile has its own folder.
+TEST_PROFILES := smoke colab-smoke full-smoke
+
 test: install
-	rm -rf $(BUILD)/smoke && mkdir -p $(BUILD)/smoke
-	@for nb in $(NOTEBOOKS); do \
-	  $(BIN)/papermill --prepare-only -k $(KERNEL) $$nb $(BUILD)/smoke/$$(basename $$nb) -p PROFILE smoke || exit 1; \
-	done
-	$(BIN)/pytest tests $(BUILD)/smoke --nbval-lax --nbval-kernel-name $(KERNEL) --durations=10
+	rm -rf $(addprefix $(BUILD)/,$(TEST_PROFILES)) && mkdir -p $(addprefix $(BUILD)/,$(TEST_PROFILES))
+	@for profile in $(TEST_PROFILES); do for nb in $(NOTEBOOKS); do \
+	  $(BIN)/papermill --prepare-only -k $(KERNEL) $$nb $(BUILD)/$$profile/$$(basename $$nb) -p PROFILE $$profile || exit 1; \
+	done; done
+	$(BIN)/pytest tests $(addprefix $(BUILD)/,$(TEST_PROFILES)) --nbval-lax --nbval-kernel-name $(KERNEL) --durations=20
 
 $(BIN)/.browser: $(BIN)/.installed .ci/install-browser
 	bash .ci/install-browser $(BROWSER_CACHE)

@@ -6,6 +6,9 @@ training sets (which Colab downloads) for more epochs and attack steps, evaluate
 images. ``full``: paper scale on one GPU. A chapter asks for its section of one profile::
 
     cfg = profiles.config(PROFILE, "toy")
+
+For the tests, :func:`smoke_sized` derives ``colab-smoke`` and ``full-smoke`` from ``colab`` and
+``full``: their code paths (architectures, datasets, losses, optimisers, branches) at smoke sizes.
 """
 
 import copy
@@ -43,7 +46,7 @@ _CIFAR = {
               "arch_kwargs": {"channels": [16, 32], "hidden": 128, "convs_per_block": 1},
               "n_train": None, "epochs": 10, "lr": 4e-3},
     "full": {"dataset": "cifar10", "arch": "preact_resnet18", "arch_kwargs": {},
-             "n_train": None, "epochs": 30, "optimizer": "sgd", "lr": 0.2, "weight_decay": 5e-4},
+             "n_train": None, "epochs": 30, "optimizer": "sgd", "lr": 0.2, "weight_decay": 5e-4, "augment": "crop-flip"},
 }
 # CPU profiles train CIFAR-10 with FGSM plus random start (Wong et al. 2020); full uses PGD-7.
 _CIFAR_ATTACK = {"smoke": {"steps": 1, "step_factor": 1.25}, "ci": {"steps": 1, "step_factor": 1.25},
@@ -180,16 +183,132 @@ def _profile(profile: str) -> dict[str, dict]:
 PROFILES: dict[str, dict[str, dict]] = {name: _profile(name) for name in ("smoke", "ci", "colab", "full")}
 
 
+# Smoke-sized copies of colab and full, for the tests: `make test` runs every chapter at `smoke` and
+# also at `colab-smoke` and `full-smoke`, so that the architectures, datasets, losses, optimisers and
+# branches of the two GPU profiles run in CI with every size cut to seconds. What a derived profile
+# keeps from its base is everything below that is not a size.
+
+
+def _at_most(n: int):
+    """A size capped at ``n``: a larger value, or ``None`` (all of the data), becomes ``n``."""
+    return lambda value: n if value is None else min(value, n)
+
+
+def _ends(values: list) -> list:
+    """A list of settings to try shortened to its first and last (the smallest and the largest)."""
+    return [values[0], values[-1]] if len(values) > 1 else list(values)
+
+
+_SMOKE_MNIST = {"n_train": _at_most(500), "epochs": _at_most(1), "monitor_n": _at_most(20)}
+_SMOKE_CIFAR = {"n_train": _at_most(200), "epochs": _at_most(1)}
+_SMOKE_ATTACK = {"steps": _at_most(2)}  # training attacks: full's PGD-7 becomes PGD-2, FGSM stays FGSM
+_SMOKE_EVAL = {"n_test": _at_most(32), "n_sweep": _at_most(50), "sweep_steps": _at_most(5),
+               "suite": {"pgd_steps": _at_most(3), "pgd_restarts": _at_most(2), "apgd_steps": _at_most(3)}}
+# Ilyas et al.'s constructions: the smoke profile's steps, with step sizes that still cross the l2 ball.
+_SMOKE_CONSTRUCT = {"mnist": {"base": _SMOKE_MNIST, "attack": _SMOKE_ATTACK, "n": _at_most(100),
+                              "invert": {"steps": 5, "step_size": 0.2}, "relabel": {"steps": 5, "step_size": 1.0}},
+                    "cifar": {"base": _SMOKE_CIFAR, "attack": _SMOKE_ATTACK, "n": _at_most(100),
+                              "invert": {"steps": 5, "step_size": 0.2}, "relabel": {"steps": 5, "step_size": 0.2}}}
+#: The sizes of a profile, laid out like the profile (only the sections and keys that are sizes), at
+#: the scale of a derived smoke profile. A function caps or shortens the base profile's value where it
+#: has one; a constant replaces (or adds) it; a section that the base profile lacks, or has as None,
+#: stays so (colab constructs no CIFAR-10 datasets and trains no ImageNet model).
+#:
+#: :meta hide-value:
+SMOKE_SIZES = {
+    "advtrain": {"mnist": _SMOKE_MNIST, "attack": _SMOKE_ATTACK, "eval": _SMOKE_EVAL,
+                 "strength_steps": [1, 5, 10], "strength_restarts": [1, 2]},  # the chapter reads PGD-10
+    "tradeoff": {"mnist": _SMOKE_MNIST, "mnist_attack": _SMOKE_ATTACK, "cifar": _SMOKE_CIFAR,
+                 "cifar_attack": _SMOKE_ATTACK, "eval": _SMOKE_EVAL, "lowdata_sizes": [50, 100],
+                 "lowdata_images": _at_most(300), "lowdata_n_test": _at_most(100), "trades_betas": _ends},
+    "features": {"mnist": _SMOKE_MNIST, "mnist_attack": _SMOKE_ATTACK, "cifar": _SMOKE_CIFAR,
+                 "cifar_attack": _SMOKE_ATTACK, "large_steps": _at_most(5),
+                 # The chapter draws a test digit of each class from these: the first 50 lack an 8.
+                 "n_measure": _at_most(100), "n_target": _at_most(20),
+                 # The offline Restricted ImageNet sample has only a val split (one image per class):
+                 # a smoke-sized ResNet-50 trains on a few of those images, at 64 pixels.
+                 "imagenet": {"train_split": "val", "n_train": 18, "batch_size": 9, "image_size": 64,
+                              "epochs": _at_most(1), "attack": {"steps": _at_most(2)}},
+                 "imagenet_large_eps": {"steps": _at_most(5)}},
+    "constructed": {"datasets": _SMOKE_CONSTRUCT, "eval": _SMOKE_EVAL, "n_measure": _at_most(50)},
+    "toy": {"n_sweep": _at_most(1_000), "n_test": _at_most(2_000), "n_train": _at_most(1_000), "steps": _at_most(200)},
+}
+#: Widths are sizes too: the architecture keeps its layers at a fraction of its channels (the smoke
+#: profile already thins chapter 5's transfer ResNet the same way).
+SMOKE_WIDTHS = {"preact_resnet18": {"width": 8}}
+#: The settings that change with scale but that a derived profile keeps from its base: they choose
+#: the code that runs (architectures, optimisers, schedules, augmentation, which datasets and models
+#: a chapter builds). A key whose value changes with scale is a size (:data:`SMOKE_SIZES`) or one of
+#: these; tests/test_profiles.py fails on a key that is neither.
+KEPT_SETTINGS = ("arch", "arch_kwargs", "optimizer", "lr", "weight_decay", "schedule", "eps_ramp",
+                 "step_factor", "augment", "imagenet", "datasets")
+#: The derived profiles and the profile each one follows.
+DERIVED_FROM = {"colab-smoke": "colab", "full-smoke": "full"}
+
+
+def _smoke_sized(base, sizes):
+    if callable(sizes):
+        return sizes(base)
+    if not isinstance(sizes, dict):
+        return copy.deepcopy(sizes)
+    if not isinstance(base, dict):
+        return base  # a section the base profile does not have (None): nothing to size
+    out = dict(base)
+    for key, size in sizes.items():
+        if isinstance(size, dict):
+            if key in base:
+                out[key] = _smoke_sized(base[key], size)
+        elif callable(size):
+            if key in base:
+                out[key] = size(base[key])
+        else:
+            out[key] = copy.deepcopy(size)
+    return out
+
+
+def _thin(node):
+    if isinstance(node, dict):
+        node = {k: _thin(v) for k, v in node.items()}
+        if node.get("arch") in SMOKE_WIDTHS:
+            node["arch_kwargs"] = {**node.get("arch_kwargs", {}), **SMOKE_WIDTHS[node["arch"]]}
+    return node
+
+
+def smoke_sized(profile: str) -> dict[str, dict]:
+    """Return the sections of ``profile`` (``colab`` or ``full``) with its code paths and the sizes of
+    a smoke test: the same architectures, datasets, losses, optimisers and branches, with every size of
+    :data:`SMOKE_SIZES` (examples, epochs, attack steps and restarts, images, pixels) and the widths of
+    :data:`SMOKE_WIDTHS` cut to seconds on a CPU. Claims are not asserted (they need scale), as at smoke,
+    and every section says ``"smoke_sized": True``: its models train for seconds, so a chapter does not
+    assert what only trained models show (e.g. that a standard model is brittle)."""
+    sections = {chapter: _thin(_smoke_sized(section, SMOKE_SIZES.get(chapter, {})))
+                for chapter, section in copy.deepcopy(PROFILES[profile]).items()}
+    return {chapter: {**section, **({"assert_claims": False} if "assert_claims" in section else {}), "smoke_sized": True}
+            for chapter, section in sections.items()}
+
+
+#: ``colab-smoke`` and ``full-smoke``: what :func:`smoke_sized` derives from ``colab`` and ``full``.
+#:
+#: :meta hide-value:
+DERIVED: dict[str, dict[str, dict]] = {name: smoke_sized(base) for name, base in DERIVED_FROM.items()}
+
+
 def names() -> list[str]:
     """Return the profile names, smallest first."""
     return list(PROFILES)
 
 
+def derived_names() -> list[str]:
+    """Return the names of the smoke-sized profiles that follow ``colab`` and ``full`` (for the tests)."""
+    return list(DERIVED)
+
+
 def config(profile: str, chapter: str) -> dict:
-    """Return a fresh copy of ``chapter``'s settings at ``profile`` (a dict of sizes, epochs, steps)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: choose one of {names()}")
-    sections = PROFILES[profile]
+    """Return a fresh copy of ``chapter``'s settings at ``profile`` (a dict of sizes, epochs, steps):
+    one of :func:`names`, or of :func:`derived_names`."""
+    sections = PROFILES.get(profile, DERIVED.get(profile))
+    if sections is None:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {names()} (or, in tests, {derived_names()})")
     if chapter not in sections:
         raise ValueError(f"profile {profile!r} has no section {chapter!r}: it has {sorted(sections)}")
     return copy.deepcopy(sections[chapter])
