@@ -233,11 +233,11 @@ SMOKE_SIZES = {
     "constructed": {"datasets": _SMOKE_CONSTRUCT, "eval": _SMOKE_EVAL, "n_measure": _at_most(50)},
     "toy": {"n_sweep": _at_most(1_000), "n_test": _at_most(2_000), "n_train": _at_most(1_000), "steps": _at_most(200)},
 }
-#: Widths are sizes too: the architecture keeps its layers at a fraction of its channels (the smoke
-#: profile already thins chapter 5's transfer ResNet the same way).
+#: Widths are sizes too, so the architecture keeps its layers at a fraction of its channels (the
+#: smoke profile already thins chapter 5's transfer ResNet the same way).
 SMOKE_WIDTHS = {"preact_resnet18": {"width": 8}}
-#: The settings that change with scale but that a derived profile keeps from its base: they choose
-#: the code that runs (architectures, optimisers, schedules, augmentation, which datasets and models
+#: The settings that change with scale but that a derived profile keeps from its base, because they
+#: choose the code that runs (architectures, optimisers, schedules, augmentation, which datasets and models
 #: a chapter builds). A key whose value changes with scale is a size (:data:`SMOKE_SIZES`) or one of
 #: these; tests/test_profiles.py fails on a key that is neither.
 KEPT_SETTINGS = ("arch", "arch_kwargs", "optimizer", "lr", "weight_decay", "schedule", "eps_ramp",

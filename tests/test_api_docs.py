@@ -118,3 +118,15 @@ def test_api_page_has_title_and_members():
     # without :members: an automodule shows the module docstring only
     with_members = re.findall(r"automodule(?:\}|::)\s+(\S+)\s*\n\s*:members:", text)
     assert with_members == AUTOMODULE.findall(text)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_attribute_doc_comments_do_not_open_with_a_napoleon_type(name):
+    """Napoleon reads an attribute's doc comment ``#: words: more`` as ``type: description``, and
+    ``--nitpick`` then fails the book on the "type" it cannot resolve: the first line says no ``x: ``
+    before a role."""
+    source = Path(_module(name).__file__).read_text().splitlines()
+    openings = [line for before, line in zip([""] + source, source)
+                if line.startswith("#: ") and not before.startswith("#:")]
+    typed = [line for line in openings if re.match(r"#: [^`]*?\w: ", line)]
+    assert not typed, f"doc comments whose first line napoleon reads as a type: {typed}"
