@@ -100,7 +100,9 @@ def resolved_step_size(eps: float, steps: int, step_size: float | None) -> float
     return 2.5 * eps / steps if step_size is None else step_size
 
 
-def _suggest_255(name: str, value: float) -> str:
+def _suggest_255(name: str, value: float, limit: float | None = None) -> str:
+    if limit is not None and value / 255 > limit:
+        return f"give it in pixel units, at most {limit:.4g}"
     return f"did you mean {name}={value:g}/255 = {value / 255:.4f}?"
 
 
@@ -115,6 +117,10 @@ def check_settings(eps, steps, step_size, norm, restarts) -> None:
     """
     threat(norm)
     for name, value in (("eps", eps), ("step_size", 0.0 if step_size is None else step_size)):
+        if isinstance(value, torch.Tensor):
+            raise ValueError(f"{name} must be a Python number (one radius for the whole batch); got a tensor: "
+                             f"use float({name})" if value.numel() == 1 else
+                             f"{name} must be one number for the whole batch; got a tensor of shape {tuple(value.shape)}")
         if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0 in pixel units (inputs in [0,1]); got {value!r}")
         if norm == "linf" and value > 1:
@@ -139,7 +145,7 @@ def check_radius(x: torch.Tensor, eps: float, norm: str, step_size: float | None
         if value is not None and value > diameter * (1 + 1e-6):
             raise ValueError(f"l_2 {name}={value:g} exceeds {diameter:.4g}, the diameter sqrt({x[0].numel()}) of the "
                              f"[0,1] box of these inputs ({x[0].numel()} pixel values each): no two images are further "
-                             f"apart; {name} is in pixel units of inputs in [0,1], {_suggest_255(name, value)}")
+                             f"apart; {name} is in pixel units of inputs in [0,1], {_suggest_255(name, value, diameter)}")
 
 
 def _image_form(x, name: str = "inputs") -> None:
@@ -175,8 +181,9 @@ def _label_form(y, n: int, name: str = "labels") -> None:
         raise ValueError(f"{name} must be a 1-D integer tensor [N] of class indices; got shape {tuple(y.shape)}: {fix}")
     if len(y) != n:
         raise ValueError(f"batch size mismatch: {n} inputs but {len(y)} {name}")
-    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise ValueError(f"{name} must be integer class indices; got dtype {y.dtype}: use y.long()")
+    if y.dtype != torch.long:
+        raise ValueError(f"{name} must be int64 class indices (torch.long, what cross-entropy takes); "
+                         f"got dtype {y.dtype}: use y.long()")
 
 
 def _is_label_vector(y) -> bool:
@@ -213,6 +220,51 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, *, labels: bool
     if len(ranges) == 3 and ranges[2] < 0:
         raise ValueError(f"labels must be class indices >= 0; got {ranges[2]:g}")
 
+
+
+def _check_dtype(model: torch.nn.Module, x: torch.Tensor):
+    """Raise ``ValueError`` unless ``x`` has the dtype of the model's weights; return the first
+    floating weight (or None). No host sync."""
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if weight is not None and x.dtype != weight.dtype:
+        raise ValueError(f"inputs are {x.dtype} but the model's weights are {weight.dtype}: "
+                         f"convert with x.to({weight.dtype})")
+    return weight
+
+def check_model_inputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+    """Raise ``ValueError`` naming the fix unless ``model`` can read ``x`` and ``y`` holds its classes;
+    return nothing. Call after :func:`check_inputs`.
+
+    Checks that ``x``'s dtype is that of the model's weights (e.g. float64 images for a float32
+    model: use ``x.float()``), that one example of ``x`` [N, C, H, W] (or whatever the model takes)
+    goes through the model (else the error gives the shape seen, e.g. channels last
+    [N, H, W, C]: use ``x.permute(0, 3, 1, 2)``; no channel axis [N, H, W]: use ``x.unsqueeze(1)``),
+    and that every label of ``y`` [N] is below the model's number of classes (a label of 10 on a
+    10-class model would otherwise count as a miss). One forward pass of two examples, in eval mode
+    without gradients (the model's mode is restored), and one host sync.
+    """
+    weight = _check_dtype(model, x)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            # two examples, not one: a model would read a lone [1, H, W] image as one unbatched [C, H, W]
+            logits = model(x[:2].to(weight.device if weight is not None else x.device))
+    except RuntimeError as err:
+        hint = ""
+        if x.dim() == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            hint = " They look channels-last [N, H, W, C]: use x.permute(0, 3, 1, 2)."
+        elif x.dim() == 3:
+            hint = " They have no channel axis: use x.unsqueeze(1) for [N, 1, H, W]."
+        raise ValueError(f"the model cannot read inputs shaped {tuple(x.shape)} (images are [N, C, H, W] in [0,1]).{hint} "
+                         f"The model said: {str(err).splitlines()[0]}") from err
+    finally:
+        model.train(was_training)
+    if y is not None and logits.dim() == 2:
+        classes = logits.shape[1]
+        top = int(y.max())
+        if top >= classes:
+            raise ValueError(f"labels must be class indices below the model's {classes} classes; got {top}")
 
 def _in_box(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     """Shrink ``delta`` so that ``x + delta`` stays in [0, 1]; never grows any pixel's change."""
@@ -332,7 +384,9 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     Raises ``ValueError`` naming the fix for a bad setting (:func:`check_settings`; l_inf ``eps``
     or ``step_size`` above 1: in 0-255 units?), an l_2 radius beyond the inputs' diameter
     (:func:`check_radius`), inputs outside [0, 1], NaN or uint8, or labels that are not [N]
-    integers (:func:`check_inputs`), and a ``loss_fn`` that does not return one loss per example.
+    integers (:func:`check_inputs`), inputs of a dtype or layout the model cannot read and labels at
+    or above its number of classes (:func:`check_model_inputs`), and a ``loss_fn`` that does not
+    return one loss per example.
 
     Examples::
 
@@ -343,6 +397,7 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     labels = loss_fn is None
     check_inputs(x, y, labels=labels)
     check_radius(x, eps, norm, step_size)
+    check_model_inputs(model, x, y if labels else None)
     ball = threat(norm)
     step_size = resolved_step_size(eps, steps, step_size)
     sign = -1.0 if targeted else 1.0

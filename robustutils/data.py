@@ -7,6 +7,7 @@ Online, torchvision downloads what is missing; offline, a missing dataset raises
 :class:`DataMissingError` naming the variable and the layout expected.
 """
 
+import numbers
 import os
 import pickle
 from pathlib import Path
@@ -163,6 +164,8 @@ def check_size(n: int | None, available: int, what: str = "examples") -> None:
     below 1, or above ``available``; the message names both sizes and ``what`` they count."""
     if n is None:
         return
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise ValueError(f"the number of {what} must be a whole number or None (all {available:,}); got {n!r}")
     if n < 1:
         raise ValueError(f"asked for {n:,} {what}: give a positive number, or None for all {available:,}")
     if n > available:

@@ -3,12 +3,16 @@
 Every entry point takes images ``x`` [N, ...] in [0, 1] (pixel units; float, normalisation inside
 the model) and labels ``y``, a 1-D integer tensor [N] of class indices, and refuses anything else
 with a ``ValueError`` that names the fix (:func:`robustutils.attacks.check_inputs`): ``x * 255``,
-NaN pixels, uint8 images, labels shaped [N, 1] (which would broadcast into an N x N comparison).
+NaN pixels, uint8 images, labels shaped [N, 1] (which would broadcast into an N x N comparison);
+and (:func:`robustutils.attacks.check_model_inputs`) inputs of a dtype or shape the model cannot
+read and labels at or above the model's number of classes; ``batch_size`` must be an integer >= 1.
 """
+
+import numbers
 
 import torch
 
-from .attacks import PGD, check_inputs, check_radius, resolved_step_size
+from .attacks import PGD, check_inputs, check_model_inputs, check_radius, resolved_step_size
 from .data import batches
 from .runtime import progress as progress_bar
 
@@ -25,7 +29,14 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 500) -> t
     ``x.float() / 255``). One host sync for the check.
     """
     check_inputs(x)
+    _check_batch_size(batch_size)
+    check_model_inputs(model, x)
     return _predict(model, x, batch_size)
+
+
+def _check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1 (examples per forward pass); got {batch_size!r}")
 
 
 @torch.no_grad()
@@ -51,6 +62,8 @@ def _count(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: di
     and are read back at the end, not per batch.
     """
     check_inputs(x, y)
+    _check_batch_size(batch_size)
+    check_model_inputs(model, x, y)
     device = _model_device(model)
     clean = torch.zeros((), dtype=torch.long, device=device)
     worst = torch.zeros((), dtype=torch.long, device=device)
@@ -102,6 +115,9 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
     accuracies are fractions in [0, 1]. ``x`` [N, ...] in [0, 1], ``y`` [N] integer class indices;
     ``ValueError`` as :func:`evaluate`, and when ``attacks`` is empty.
     """
+    if not isinstance(attacks, dict):
+        raise ValueError(f"attacks must be a dict {{name: attack}}; got {type(attacks).__name__}: "
+                         "e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}")
     if not attacks:
         raise ValueError("compare needs at least one attack, e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}")
     clean, robust, worst = _count(model, x, y, attacks, batch_size)
@@ -124,6 +140,8 @@ def eps_sweep(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
     Raises ``ValueError`` before any attack runs when an eps is out of range (an l_inf eps above 1,
     e.g. ``8`` for ``8/255``; an l_2 eps beyond the inputs' diameter), and as :func:`evaluate`.
     """
+    if isinstance(eps_values, (numbers.Real, torch.Tensor)):
+        raise ValueError(f"eps_values is a list of radii; got one value {eps_values!r}: use [eps]")
     attacks = {i: PGD(eps=eps, steps=steps, norm=norm) for i, eps in enumerate(eps_values)}
     for attack in attacks.values():
         check_radius(x, attack.eps, norm)
@@ -138,6 +156,9 @@ def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     ``step_factors``; PGD-10 with each number of ``restarts`` above 1. Keys: attack (a name), steps,
     step_size (pixel units), restarts, robust_acc (a fraction in [0, 1]). ``x`` [N, ...] in [0, 1],
     ``y`` [N] integer class indices; ``ValueError`` as :func:`eps_sweep`, before any attack runs."""
+    for name, values in (("steps", steps), ("restarts", restarts)):
+        if isinstance(values, (numbers.Real, torch.Tensor)):
+            raise ValueError(f"{name} is a list of values to try; got one value {values!r}: use [{values!r}]")
     tried = {"FGSM": dict(steps=1, step_size=eps, random_start=False, use_best=False)}
     tried |= {f"PGD-{k}": dict(steps=k) for k in steps}
     tried |= {f"PGD-10, step x{f:g}": dict(steps=10, step_size=f * resolved_step_size(eps, 10, None)) for f in step_factors}
@@ -161,6 +182,8 @@ def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
     in [0, 1], ``y`` [N] integer class indices; ``ValueError`` as :func:`evaluate`.
     """
     check_inputs(x, y)
+    _check_batch_size(batch_size)
+    check_model_inputs(model, x, y)
     device = _model_device(model)
     alive = _predict(model, x, batch_size).cpu() == y.cpu()
     clean, robust = alive.sum().item() / len(y), {}

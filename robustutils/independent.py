@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from .attacks import PGD, check_inputs, check_radius, check_settings
+from .attacks import PGD, check_inputs, check_model_inputs, check_radius, check_settings
 
 LOSSES = ("ce", "dlr")
 _NORM_NAMES = {"linf": "Linf", "l2": "L2"}
@@ -81,6 +81,7 @@ class APGD:
         if x.dim() != 4:  # torchattacks would add a batch dimension to anything else
             raise ValueError(f"APGD (torchattacks) takes images shaped [N, C, H, W]; got {tuple(x.shape)}: "
                              "reshape, e.g. x.view(-1, 1, 28, 28) for MNIST")
+        check_model_inputs(model, x, y)
         if self.eps == 0:
             return x.clone()
         was_training = model.training

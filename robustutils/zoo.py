@@ -10,6 +10,7 @@ Chapters that follow reuse the models of earlier ones by asking for the same rec
 import functools
 import hashlib
 import json
+import numbers
 import os
 import time
 from pathlib import Path
@@ -122,6 +123,8 @@ def check_request(rec: dict, n: int | None, available: int, train_split: bool, h
     a smaller ``setting`` (default ``n_train`` or the test sizes) in :mod:`robustutils.profiles`, or
     ``fix`` (default, unless the data is already complete: point ``$ROBUSTUTILS_DATA`` at the
     complete dataset). Nothing is shrunk silently."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
+        data.check_size(n, available, "images")  # raises: a size is a whole number
     if n is None or 1 <= n <= available:
         return
     if n < 1:

@@ -121,3 +121,90 @@ def test_fit_checks_its_data_before_training(digits):
     runtime.set_seed(0)
     history = train.fit(model, (x, y), epochs=1, test_data=(x, y), progress=False)
     assert 0 <= history[0]["test_clean_acc"] <= 1
+
+
+# --- what only the model can tell: dtype, layout, number of classes ----------------------------
+
+@pytest.mark.parametrize("call", CALLS)
+def test_images_of_another_dtype_than_the_model_are_refused_everywhere(mnist_model, digits, call):
+    x, y = digits
+    with pytest.raises(ValueError, match=r"inputs are torch.float64 but the model's weights are torch.float32: "
+                                         r"convert with x.to\(torch.float32\)"):
+        entry_points(mnist_model, attacks.PGD(eps=0.1, steps=1))[call](x.double(), y)
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_labels_of_another_integer_dtype_are_refused_everywhere(mnist_model, digits, call):
+    x, y = digits
+    with pytest.raises(ValueError, match=r"must be int64 class indices .* got dtype torch.int32: use y.long\(\)"):
+        entry_points(mnist_model, attacks.PGD(eps=0.1, steps=1))[call](x, y.int())
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_labels_beyond_the_models_classes_are_refused(mnist_model, digits, call):
+    # A label 10 on a 10-class model used to count as a miss: clean accuracy 0.72 instead of an error.
+    x, y = digits
+    y = y.clone()
+    y[0] = 10
+    with pytest.raises(ValueError, match=r"labels must be class indices below the model's 10 classes; got 10"):
+        entry_points(mnist_model, attacks.PGD(eps=0.1, steps=1))[call](x, y)
+
+
+@pytest.mark.parametrize("layout, shape, hint", [
+    (lambda x: x.permute(0, 2, 3, 1), r"\(32, 28, 28, 1\)", r"channels-last .* use x.permute\(0, 3, 1, 2\)"),
+    (lambda x: x[:, 0], r"\(32, 28, 28\)", r"no channel axis: use x.unsqueeze\(1\)"),
+], ids=["channels-last", "no-channel"])
+@pytest.mark.parametrize("call", [c for c in CALLS if c not in ("train_step", "fit", "fit test_data")])
+def test_images_the_model_cannot_read_are_refused_with_the_layout_fix(mnist_model, digits, call, layout, shape, hint):
+    x, y = digits
+    expected = rf"the model cannot read inputs shaped {shape}.*{hint}"
+    if call == "APGD" and layout(x).dim() == 3:  # refused earlier, with its own fix
+        expected = r"APGD \(torchattacks\) takes images shaped \[N, C, H, W\]; got \(32, 28, 28\): reshape"
+    with pytest.raises(ValueError, match=expected):
+        entry_points(mnist_model, attacks.PGD(eps=0.1, steps=1))[call](layout(x), y)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+@pytest.mark.parametrize("call", ["predict", "evaluate", "compare", "cascade", "eps_sweep", "attack_strength"])
+def test_a_batch_size_below_one_or_fractional_is_refused(mnist_model, digits, call, batch_size):
+    # batch_size=-1 used to return clean accuracy 0.0 without an error.
+    x, y = digits
+    pgd = attacks.PGD(eps=0.1, steps=1)
+    calls = {
+        "predict": lambda: evaluate.predict(mnist_model, x, batch_size=batch_size),
+        "evaluate": lambda: evaluate.evaluate(mnist_model, x, y, batch_size=batch_size),
+        "compare": lambda: evaluate.compare(mnist_model, x, y, {"pgd": pgd}, batch_size=batch_size),
+        "cascade": lambda: evaluate.cascade(mnist_model, x, y, {"pgd": pgd}, batch_size=batch_size),
+        "eps_sweep": lambda: evaluate.eps_sweep(mnist_model, x, y, [0.1], norm="linf", steps=1, batch_size=batch_size),
+        "attack_strength": lambda: evaluate.attack_strength(mnist_model, x, y, eps=0.1, norm="linf", steps=[1],
+                                                           restarts=[1], batch_size=batch_size),
+    }
+    with pytest.raises(ValueError, match=rf"batch_size must be an integer >= 1 .*; got {batch_size}"):
+        calls[call]()
+
+
+def test_a_single_value_where_a_list_is_expected_is_refused(mnist_model, digits):
+    x, y = digits
+    with pytest.raises(ValueError, match=r"eps_values is a list of radii; got one value 0.1: use \[eps\]"):
+        evaluate.eps_sweep(mnist_model, x, y, 0.1, norm="linf", steps=1)
+    with pytest.raises(ValueError, match=r"steps is a list of values to try; got one value 5: use \[5\]"):
+        evaluate.attack_strength(mnist_model, x, y, eps=0.1, norm="linf", steps=5, restarts=[1])
+    with pytest.raises(ValueError, match=r"attacks must be a dict \{name: attack\}; got list"):
+        evaluate.compare(mnist_model, x, y, [attacks.PGD(eps=0.1, steps=1)])
+
+
+def test_eps_as_a_tensor_is_refused_with_float(mnist_model, digits):
+    with pytest.raises(ValueError, match=r"eps must be a Python number .* use float\(eps\)"):
+        attacks.PGD(eps=torch.tensor(0.1))
+    with pytest.raises(ValueError, match=r"eps must be one number for the whole batch; got a tensor of shape \(32,\)"):
+        attacks.pgd(mnist_model, *digits, eps=torch.full((32,), 0.1))
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), 0.0, -1.0])
+def test_train_step_refuses_a_loss_weight_that_would_poison_the_weights(digits, weight):
+    # weight=nan used to turn every parameter into NaN.
+    model = models.build("mlp", hidden=(8,))
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"weight scales the loss .* finite number > 0"):
+        train.train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), *digits, weight=weight)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))

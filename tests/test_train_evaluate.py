@@ -69,7 +69,7 @@ def test_evaluate_restores_the_model_mode(make_tiny_model):
 
 def test_predict_restores_the_model_mode_when_the_forward_pass_raises(make_tiny_model):
     model = make_tiny_model().train()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match=r"the model cannot read inputs shaped \(2, 3, 28, 28\)"):
         evaluate.predict(model, torch.rand(2, 3, 28, 28))  # wrong channel count
     assert model.training
 
@@ -121,8 +121,10 @@ def test_eps_ramp_without_a_scalable_attack_is_refused(attack):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"epochs": 0}, r"epochs and batch_size must be >= 1"),
-    ({"batch_size": 0}, r"epochs and batch_size must be >= 1"),
+    ({"epochs": 0}, r"epochs must be an integer >= 1; got 0"),
+    ({"batch_size": 0}, r"batch_size must be an integer >= 1; got 0"),
+    ({"epochs": 1.5}, r"epochs must be an integer >= 1; got 1.5"),
+    ({"eps_ramp": -1.0}, r"eps_ramp is the fraction of training .* in \[0, 1\]"),
     ({"optimizer": "rmsprop"}, r"unknown optimizer 'rmsprop'"),
     ({"schedule": "linear"}, r"unknown schedule 'linear'"),
 ])
