@@ -127,8 +127,14 @@ def check_settings(eps, steps, step_size, norm, restarts) -> None:
             raise ValueError(f"l_inf {name}={value:g} is above 1: {name} is in pixel units of inputs in [0,1], where "
                              f"an l_inf ball of radius 1 already covers every image; {_suggest_255(name, value)}")
     for name, value in (("steps", steps), ("restarts", restarts)):
-        if isinstance(value, bool) or not (isinstance(value, numbers.Integral) and value >= 1):
-            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        check_count(name, value)
+
+
+def check_count(name: str, value, what: str = "") -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer >= 1 (not a bool); ``what`` says in the
+    message what it counts. Return nothing."""
+    if isinstance(value, bool) or not (isinstance(value, numbers.Integral) and value >= 1):
+        raise ValueError(f"{name} must be an integer >= 1{what}; got {value!r}")
 
 
 def check_radius(x: torch.Tensor, eps: float, norm: str, step_size: float | None = None) -> None:
@@ -191,14 +197,23 @@ def _is_label_vector(y) -> bool:
             and not y.is_floating_point() and not y.is_complex())
 
 
-def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, *, labels: bool = True) -> None:
+def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, *, labels: bool = True,
+                 model: torch.nn.Module | None = None) -> None:
     """Raise ``ValueError`` naming the fix unless ``x`` is a float batch [N, ...] of images in [0, 1]
     (pixel units; normalisation belongs inside the model) and ``y`` fits it; return nothing.
 
-    With ``labels`` (the default) ``y`` must be a 1-D integer tensor [N] of class indices >= 0 (not
+    With ``labels`` (the default) ``y`` must be a 1-D int64 tensor [N] of class indices >= 0 (not
     [N, 1]: use ``y.view(-1)``); with ``labels=False`` it may be any tensor of targets whose first
     dimension is N (e.g. representation targets [N, D] for a custom ``loss_fn``). ``y=None`` checks
     ``x`` alone. uint8 images are refused (convert with ``x.float() / 255``), and so are NaN pixels.
+
+    With ``model``, also what only the model can tell: ``x``'s dtype must be that of its weights
+    (float64 images for a float32 model: ``x.float()``), two examples of ``x`` must go through it
+    (else the error gives the shape seen, e.g. channels last [N, H, W, C]: ``x.permute(0, 3, 1, 2)``;
+    no channel axis [N, H, W]: ``x.unsqueeze(1)``), and every label must be below its number of
+    classes (a label 10 on a 10-class model would otherwise count as a miss). That costs one
+    forward pass of two examples, in eval mode without gradients (the model's mode is restored).
+
     One host sync (a single read-back of the ranges), however many checks.
     """
     _image_form(x)
@@ -208,42 +223,30 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, *, labels: bool
         elif not isinstance(y, torch.Tensor) or y.dim() == 0 or y.shape[0] != x.shape[0]:
             got = y.shape[0] if isinstance(y, torch.Tensor) and y.dim() else f"a {type(y).__name__}"
             raise ValueError(f"batch size mismatch: {x.shape[0]} inputs but {got} labels/targets")
+    classes = None if model is None else _model_classes(model, x)
     lo, hi = torch.aminmax(x.detach())
     ranges = [lo.float(), hi.float()]
     if y is not None and labels:
-        ranges.append(y.detach().min().to(lo.device, torch.float32))
+        y_lo, y_hi = torch.aminmax(y.detach())
+        ranges += [y_lo.to(lo.device, torch.float32), y_hi.to(lo.device, torch.float32)]
     ranges = torch.stack(ranges).tolist()  # the one host sync
     if not (ranges[0] >= 0 and ranges[1] <= 1):  # written so that NaN pixels fail too
         hint = " (0..255? divide by 255)" if ranges[1] > 1.5 and ranges[0] >= 0 else ""
         raise ValueError(f"inputs must lie in [0,1] (normalisation belongs inside the model); "
                          f"got values in [{ranges[0]:.3g}, {ranges[1]:.3g}]{hint}")
-    if len(ranges) == 3 and ranges[2] < 0:
+    if len(ranges) == 4 and ranges[2] < 0:
         raise ValueError(f"labels must be class indices >= 0; got {ranges[2]:g}")
+    if len(ranges) == 4 and classes is not None and ranges[3] >= classes:
+        raise ValueError(f"labels must be class indices below the model's {classes} classes; got {ranges[3]:g}")
 
 
-
-def _check_dtype(model: torch.nn.Module, x: torch.Tensor):
-    """Raise ``ValueError`` unless ``x`` has the dtype of the model's weights; return the first
-    floating weight (or None). No host sync."""
+def _model_classes(model: torch.nn.Module, x: torch.Tensor) -> int | None:
+    """Raise ``ValueError`` unless ``model`` reads ``x`` (its dtype, its layout); return the number
+    of classes it outputs (None for an output that is not [N, classes]). No host sync."""
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
     if weight is not None and x.dtype != weight.dtype:
         raise ValueError(f"inputs are {x.dtype} but the model's weights are {weight.dtype}: "
                          f"convert with x.to({weight.dtype})")
-    return weight
-
-def check_model_inputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-    """Raise ``ValueError`` naming the fix unless ``model`` can read ``x`` and ``y`` holds its classes;
-    return nothing. Call after :func:`check_inputs`.
-
-    Checks that ``x``'s dtype is that of the model's weights (e.g. float64 images for a float32
-    model: use ``x.float()``), that one example of ``x`` [N, C, H, W] (or whatever the model takes)
-    goes through the model (else the error gives the shape seen, e.g. channels last
-    [N, H, W, C]: use ``x.permute(0, 3, 1, 2)``; no channel axis [N, H, W]: use ``x.unsqueeze(1)``),
-    and that every label of ``y`` [N] is below the model's number of classes (a label of 10 on a
-    10-class model would otherwise count as a miss). One forward pass of two examples, in eval mode
-    without gradients (the model's mode is restored), and one host sync.
-    """
-    weight = _check_dtype(model, x)
     was_training = model.training
     model.eval()
     try:
@@ -260,11 +263,8 @@ def check_model_inputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor 
                          f"The model said: {str(err).splitlines()[0]}") from err
     finally:
         model.train(was_training)
-    if y is not None and logits.dim() == 2:
-        classes = logits.shape[1]
-        top = int(y.max())
-        if top >= classes:
-            raise ValueError(f"labels must be class indices below the model's {classes} classes; got {top}")
+    return logits.shape[1] if logits.dim() == 2 else None
+
 
 def _in_box(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     """Shrink ``delta`` so that ``x + delta`` stays in [0, 1]; never grows any pixel's change."""
@@ -385,7 +385,7 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     or ``step_size`` above 1: in 0-255 units?), an l_2 radius beyond the inputs' diameter
     (:func:`check_radius`), inputs outside [0, 1], NaN or uint8, or labels that are not [N]
     integers (:func:`check_inputs`), inputs of a dtype or layout the model cannot read and labels at
-    or above its number of classes (:func:`check_model_inputs`), and a ``loss_fn`` that does not
+    or above its number of classes (:func:`check_inputs` with the model), and a ``loss_fn`` that does not
     return one loss per example.
 
     Examples::
@@ -395,9 +395,8 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     """
     check_settings(eps, steps, step_size, norm, restarts)
     labels = loss_fn is None
-    check_inputs(x, y, labels=labels)
+    check_inputs(x, y, labels=labels, model=model)
     check_radius(x, eps, norm, step_size)
-    check_model_inputs(model, x, y if labels else None)
     ball = threat(norm)
     step_size = resolved_step_size(eps, steps, step_size)
     sign = -1.0 if targeted else 1.0

@@ -3,16 +3,16 @@
 Every entry point takes images ``x`` [N, ...] in [0, 1] (pixel units; float, normalisation inside
 the model) and labels ``y``, a 1-D integer tensor [N] of class indices, and refuses anything else
 with a ``ValueError`` that names the fix (:func:`robustutils.attacks.check_inputs`): ``x * 255``,
-NaN pixels, uint8 images, labels shaped [N, 1] (which would broadcast into an N x N comparison);
-and (:func:`robustutils.attacks.check_model_inputs`) inputs of a dtype or shape the model cannot
-read and labels at or above the model's number of classes; ``batch_size`` must be an integer >= 1.
+NaN pixels, uint8 images, labels shaped [N, 1] (which would broadcast into an N x N comparison),
+inputs of a dtype or shape the model cannot read, labels at or above the model's number of
+classes; ``batch_size`` must be an integer >= 1.
 """
 
 import numbers
 
 import torch
 
-from .attacks import PGD, check_inputs, check_model_inputs, check_radius, resolved_step_size
+from .attacks import PGD, check_count, check_inputs, check_radius, resolved_step_size
 from .data import batches
 from .runtime import progress as progress_bar
 
@@ -28,15 +28,13 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 500) -> t
     in [0, 1]: values in 0..255 (divide by 255), normalised inputs, NaN pixels, uint8 (use
     ``x.float() / 255``). One host sync for the check.
     """
-    check_inputs(x)
+    check_inputs(x, model=model)
     _check_batch_size(batch_size)
-    check_model_inputs(model, x)
     return _predict(model, x, batch_size)
 
 
 def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1 (examples per forward pass); got {batch_size!r}")
+    check_count("batch_size", batch_size, " (examples per forward pass)")
 
 
 @torch.no_grad()
@@ -61,9 +59,8 @@ def _count(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: di
     Clean predictions are made once per batch for all attacks; counts accumulate on the device
     and are read back at the end, not per batch.
     """
-    check_inputs(x, y)
+    check_inputs(x, y, model=model)
     _check_batch_size(batch_size)
-    check_model_inputs(model, x, y)
     device = _model_device(model)
     clean = torch.zeros((), dtype=torch.long, device=device)
     worst = torch.zeros((), dtype=torch.long, device=device)
@@ -181,9 +178,8 @@ def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
     Every attack sees about ``batch_size`` inputs at once (its restarts included). ``x`` [N, ...]
     in [0, 1], ``y`` [N] integer class indices; ``ValueError`` as :func:`evaluate`.
     """
-    check_inputs(x, y)
+    check_inputs(x, y, model=model)
     _check_batch_size(batch_size)
-    check_model_inputs(model, x, y)
     device = _model_device(model)
     alive = _predict(model, x, batch_size).cpu() == y.cpu()
     clean, robust = alive.sum().item() / len(y), {}

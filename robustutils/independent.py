@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from .attacks import PGD, check_inputs, check_model_inputs, check_radius, check_settings
+from .attacks import PGD, check_inputs, check_radius, check_settings
 
 LOSSES = ("ce", "dlr")
 _NORM_NAMES = {"linf": "Linf", "l2": "L2"}
@@ -76,12 +76,11 @@ class APGD:
             raise ValueError(f"unknown APGD loss {self.loss!r}: use one of {LOSSES}")
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        check_inputs(x, y)
-        check_radius(x, self.eps, self.norm)
-        if x.dim() != 4:  # torchattacks would add a batch dimension to anything else
+        if isinstance(x, torch.Tensor) and x.dim() != 4:  # torchattacks would add a batch dimension
             raise ValueError(f"APGD (torchattacks) takes images shaped [N, C, H, W]; got {tuple(x.shape)}: "
                              "reshape, e.g. x.view(-1, 1, 28, 28) for MNIST")
-        check_model_inputs(model, x, y)
+        check_inputs(x, y, model=model)
+        check_radius(x, self.eps, self.norm)
         if self.eps == 0:
             return x.clone()
         was_training = model.training

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed, resume
-from .attacks import check_inputs, check_model_inputs
+from .attacks import check_count, check_inputs
 from .data import AUGMENTATIONS, batches
 from .evaluate import evaluate
 from .runtime import set_seed
@@ -105,13 +105,12 @@ def train_step(model, optimizer, x, y, attack=None, loss=madry_loss, amp: bool =
     pass only (a data-parallel shard's share, see :func:`robustutils.distributed.shards`).
 
     ``x`` [N, ...] holds images in [0, 1] (pixel units, float), ``y`` [N] integer class indices.
-    Raises ``ValueError`` naming the fix otherwise (:func:`robustutils.attacks.check_inputs`: values
-    in 0..255, NaN, uint8, labels shaped [N, 1]; :func:`robustutils.attacks.check_model_inputs`:
-    a dtype or shape the model cannot read, labels at or above its number of classes), and for a
+    Raises ``ValueError`` naming the fix otherwise (:func:`robustutils.attacks.check_inputs` with the
+    model: values in 0..255, NaN, uint8, labels shaped [N, 1], a dtype or shape the model cannot read,
+    labels at or above its number of classes), and for a
     ``weight`` that is not a finite number > 0; the checks read back once per call (:func:`fit`
     checks its data once, before training, instead)."""
-    check_inputs(x, y)
-    check_model_inputs(model, x, y)
+    check_inputs(x, y, model=model)
     if not (isinstance(weight, numbers.Real) and math.isfinite(weight) and weight > 0):
         raise ValueError(f"weight scales the loss before the backward pass and must be a finite number > 0; "
                          f"got {weight!r}")
@@ -172,8 +171,7 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
     any training; a DataLoader's batches are checked as they come (one read-back per batch).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        check_count(name, value)
     if not (isinstance(eps_ramp, numbers.Real) and 0 <= eps_ramp <= 1):
         raise ValueError(f"eps_ramp is the fraction of training over which eps grows from 0, in [0, 1]; "
                          f"got {eps_ramp!r}")
@@ -187,8 +185,7 @@ def fit(model: torch.nn.Module, train_data, *, epochs: int, batch_size: int = 12
         if isinstance(pair, (tuple, list)):
             if len(pair) != 2:
                 raise ValueError(f"{name} must be a pair (x, y) of tensors; got {len(pair)} items")
-            check_inputs(*pair)
-            check_model_inputs(distributed.unwrap(model), *pair)
+            check_inputs(*pair, model=distributed.unwrap(model))
     model, group = distributed.unwrap(model), distributed.current()
     generator = set_seed(seed)
     if group.parallel:  # the same shuffling generator everywhere, but each rank its own random starts
