@@ -7,6 +7,7 @@ Online, torchvision downloads what is missing; offline, a missing dataset raises
 :class:`DataMissingError` naming the variable and the layout expected.
 """
 
+import functools
 import numbers
 import os
 import pickle
@@ -18,14 +19,19 @@ from torchvision import transforms
 
 DATA_ENV = "ROBUSTUTILS_DATA"
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 # Inclusive ImageNet class-index ranges of the nine superclasses (Tsipras et al.; MadryLab/robustness).
 RESTRICTED_IMAGENET_RANGES = {
-    "dog": (151, 268), "cat": (281, 285), "frog": (30, 32),
-    "turtle": (33, 37), "bird": (80, 100), "primate": (365, 382),
-    "fish": (389, 397), "crab": (118, 121), "insect": (300, 319),
+    "dog": (151, 268),
+    "cat": (281, 285),
+    "frog": (30, 32),
+    "turtle": (33, 37),
+    "bird": (80, 100),
+    "primate": (365, 382),
+    "fish": (389, 397),
+    "crab": (118, 121),
+    "insect": (300, 319),
 }
 RESTRICTED_IMAGENET_CLASSES = tuple(RESTRICTED_IMAGENET_RANGES)
 
@@ -58,7 +64,9 @@ def mnist(train: bool = True, root=None, download: bool = True) -> tuple[torch.T
     try:
         ds = torchvision.datasets.MNIST(root, train=train, download=download)
     except (RuntimeError, OSError) as err:
-        raise _missing("MNIST", root, f"{root}/MNIST/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte", err) from err
+        raise _missing(
+            "MNIST", root, f"{root}/MNIST/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte", err
+        ) from err
     return _to_unit(ds.data.unsqueeze(1)), ds.targets.long()
 
 
@@ -99,7 +107,9 @@ def cifar10(train: bool = True, root=None, download: bool = True) -> tuple[torch
     try:
         ds = torchvision.datasets.CIFAR10(root, train=train, download=download)
     except (RuntimeError, OSError) as err:
-        raise _missing("CIFAR-10", root, f"{root}/cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}}", err) from err
+        raise _missing(
+            "CIFAR-10", root, f"{root}/cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}}", err
+        ) from err
     return _cifar_tensors(ds)
 
 
@@ -138,10 +148,12 @@ def imagenet_transform(train: bool, size: int = 224) -> transforms.Compose:
     """Return the usual ImageNet augmentation (train: random resized crop and flip) or
     resize-and-centre-crop (eval) to ``size`` x ``size`` pixels, giving [0,1] tensors [3, size, size]."""
     if train:
-        return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
-                                   transforms.ToTensor()])
-    return transforms.Compose([transforms.Resize(int(size * 256 / 224)), transforms.CenterCrop(size),
-                               transforms.ToTensor()])
+        return transforms.Compose(
+            [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor()]
+        )
+    return transforms.Compose(
+        [transforms.Resize(int(size * 256 / 224)), transforms.CenterCrop(size), transforms.ToTensor()]
+    )
 
 
 def restricted_imagenet(split: str = "val", root=None, size: int = 224, transform=None) -> RestrictedImageNet:
@@ -153,10 +165,18 @@ def restricted_imagenet(split: str = "val", root=None, size: int = 224, transfor
     for folder in (root / "imagenet" / split, root / "restricted-imagenet-sample" / split):
         if folder.is_dir():
             transform = transform or imagenet_transform(split == "train", size)
-            return RestrictedImageNet(str(folder), loader=torchvision.datasets.folder.default_loader,
-                                      extensions=torchvision.datasets.folder.IMG_EXTENSIONS, transform=transform)
-    raise _missing("Restricted ImageNet", root, f"{root}/imagenet/{split}/<wnid>/*.JPEG",
-                   FileNotFoundError("ImageNet cannot be downloaded automatically"))
+            return RestrictedImageNet(
+                str(folder),
+                loader=torchvision.datasets.folder.default_loader,
+                extensions=torchvision.datasets.folder.IMG_EXTENSIONS,
+                transform=transform,
+            )
+    raise _missing(
+        "Restricted ImageNet",
+        root,
+        f"{root}/imagenet/{split}/<wnid>/*.JPEG",
+        FileNotFoundError("ImageNet cannot be downloaded automatically"),
+    )
 
 
 def check_size(n: int | None, available: int, what: str = "examples") -> None:
@@ -169,8 +189,81 @@ def check_size(n: int | None, available: int, what: str = "examples") -> None:
     if n < 1:
         raise ValueError(f"asked for {n:,} {what}: give a positive number, or None for all {available:,}")
     if n > available:
-        raise ValueError(f"asked for {n:,} {what} but there are only {available:,}: ask for at most {available:,}, "
-                         f"or None for all of them")
+        raise ValueError(
+            f"asked for {n:,} {what} but there are only {available:,}: ask for at most {available:,}, "
+            f"or None for all of them"
+        )
+
+
+#: The training and test sizes of the complete datasets, which tell a shortened copy by its size.
+COMPLETE_SIZES = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
+NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "restricted_imagenet": "Restricted ImageNet"}
+
+
+def check_request(
+    dataset: str,
+    n: int | None,
+    available: int,
+    train_split: bool,
+    *,
+    held_by: str | None = None,
+    setting: str | None = None,
+    fix: str | None = None,
+) -> None:
+    """Raise ``ValueError`` when ``n`` examples (``None``: all) of ``dataset``'s training set
+    (``train_split``) or test set cannot be given from the ``available`` ones: below 1, or more than
+    there are. The message names both sizes, what holds the data (``held_by``, default the folder
+    ``$ROBUSTUTILS_DATA``; a copy smaller than the complete dataset is called shortened) and the fix:
+    a smaller ``setting`` (default ``n_train`` or the test sizes) in :mod:`robustutils.profiles`, or
+    ``fix`` (default, unless the data is already complete: point ``$ROBUSTUTILS_DATA`` at the
+    complete dataset). Nothing is shrunk silently."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
+        check_size(n, available, "images")  # raises: a size is a whole number
+    if n is None or 1 <= n <= available:
+        return
+    if n < 1:
+        check_size(n, available)
+    name, split = NAMES[dataset], "training" if train_split else "test"
+    complete = COMPLETE_SIZES.get(dataset, (None, None))[0 if train_split else 1]
+    held = f"{held_by or f'the data under {data_root()}'} has {available:,}"
+    if held_by is None and complete is not None and available < complete:
+        held += f" (a shortened copy: the complete {name} has {complete:,})"
+    setting = setting or ("n_train" if train_split else "the test size (n_test, n_sweep, n_measure, monitor_n, ...)")
+    if fix is None and (complete is None or available < complete):
+        fix = f"point {DATA_ENV} at the complete {name}"
+    raise ValueError(
+        f"asked for {n:,} {name} {split} images but {held}: lower {setting} in "
+        f"robustutils/profiles.py" + (f", or {fix}" if fix else "")
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def split(dataset: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return all of ``"mnist"``'s or ``"cifar10"``'s training (``train``) or test split, read once per
+    process (:func:`mnist`, :func:`cifar10`)."""
+    if dataset not in ("mnist", "cifar10"):
+        raise ValueError(
+            f"{dataset!r} is not held in memory: choose 'mnist' or 'cifar10' "
+            "(Restricted ImageNet: restricted_imagenet())"
+        )
+    return mnist(train) if dataset == "mnist" else cifar10(train)
+
+
+def test_set(dataset: str, n: int | None = None, *, image_size: int = 224) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the first ``n`` test examples (``None``: all) of ``"mnist"``, ``"cifar10"`` or
+    ``"restricted_imagenet"`` (its validation images at ``image_size`` pixels) as CPU tensors: images
+    [n, C, H, W] in [0, 1] and int64 labels [n]. A size the data cannot meet raises ``ValueError``
+    naming the fix (:func:`check_request`), never a shorter set."""
+    if dataset == "restricted_imagenet":
+        folder = restricted_imagenet("val", size=image_size, transform=imagenet_transform(False, image_size))
+        check_request(dataset, n, len(folder), False, held_by=f"the folder {folder.root}")
+        items = [folder[i] for i in range(n or len(folder))]
+        return torch.stack([im for im, _ in items]), torch.tensor([label for _, label in items])
+    if dataset not in NAMES:
+        raise ValueError(f"unknown dataset {dataset!r}: choose one of {sorted(NAMES)}")
+    x, y = split(dataset, False)
+    check_request(dataset, n, len(y), False)
+    return x[:n], y[:n]
 
 
 def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, generator: torch.Generator | None = None):
@@ -185,15 +278,16 @@ def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, generator: torch.Gen
     return x[idx], y[idx]
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
-            generator: torch.Generator | None = None):
+def batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+):
     """Yield ``(x_batch, y_batch)`` slices of tensors already on their device (no DataLoader workers)."""
     order = torch.randperm(len(y), generator=generator).to(y.device) if shuffle else None
     for start in range(0, len(y), batch_size):
         if order is None:
-            yield x[start:start + batch_size], y[start:start + batch_size]
+            yield x[start : start + batch_size], y[start : start + batch_size]
         else:
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             yield x[idx], y[idx]
 
 

@@ -1,44 +1,40 @@
-"""Trained models and their evaluations, cached by their full configuration.
+"""Trained models and their evaluations by registry name, cached by their full recipe.
 
-A *recipe* is a plain dict naming everything that changes a model's weights: dataset and
-training-set size, architecture, optimiser and schedule, the training attack, the loss, the seed.
+Chapters ask for a model by its name in :mod:`robustutils.registry` at their profile::
+
+    model, meta = zoo.get("mnist/linf-0.3", PROFILE)
+    result = zoo.robustness("mnist/linf-0.3", PROFILE, at=("linf", 0.3))
+
 :func:`get` trains a recipe once and loads it afterwards from ``$ROBUSTUTILS_CACHE``, under a file
-name that carries a hash of the whole recipe; :func:`robustness` does the same for evaluations.
-Chapters that follow reuse the models of earlier ones by asking for the same recipe.
+name that carries a hash of the whole recipe (:func:`key`); the model's metadata records a
+fingerprint of the code that trained it (:func:`code_fingerprint`), and loading it under other code
+warns. :func:`robustness` caches evaluations keyed by the entry it loaded, that fingerprint, the
+attacks and the test size. Constructed datasets (:func:`constructed`) are cached the same way.
 """
 
+import ast
 import functools
 import hashlib
 import json
-import numbers
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
-from . import attacks, constructed as constructions, data, evaluate, io, models, train, trades
+from . import attacks, data, evaluate, independent, io, models, profiles, registry, trades, train
+from . import constructed as constructions
+from .registry import Construction, Recipe
 from .runtime import pick_device, set_seed
 
 #: The cache format, hashed into every cache key. Bump it when a change to the library changes what
 #: a recipe trains, so that old caches are not reused.
 FORMAT = 1
-DATASETS = ("mnist", "cifar10", "restricted_imagenet")
+DATASETS = registry.DATASETS
 
-#: Every recipe key with its default (:func:`recipe` completes a recipe with them); ``n_train=None``
-#: means the whole training set, ``attack=None`` standard training (see :func:`recipe`).
-DEFAULTS = {
-    "dataset": "mnist", "n_train": None, "arch": "mnist_cnn", "arch_kwargs": {},
-    "epochs": 1, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
-    "schedule": "onecycle", "attack": None, "eps_ramp": 0.0, "trades_beta": None,
-    "monitor_n": 0, "seed": 0,
-    # Train on a constructed dataset (a spec from :func:`construction`) instead of the real one.
-    "train_data": None,
-    # Restricted ImageNet only (read lazily from image folders): image side and training split.
-    "image_size": 224, "train_split": "train",
-    # A training-set augmentation of data.AUGMENTATIONS (in-memory datasets only), e.g. "crop-flip".
-    "augment": None,
-}
+#: Every recipe key with its default (:class:`robustutils.registry.Recipe`'s fields).
+DEFAULTS = Recipe().as_dict()
 
 #: Keys added to :data:`DEFAULTS` after models were cached, with the default that leaves them out of
 #: :func:`key` (and :func:`data_path`): a recipe that keeps the default hashes as it did before the
@@ -52,6 +48,9 @@ def recipe(base: dict | None = None, **changes) -> dict:
     ``attack`` is ``None`` (standard training) or ``{"norm", "eps", "steps"}`` with optional
     ``"step_size"`` (pixel units; default ``2.5 * eps / steps``) and ``"random_start"``.
     """
+    if isinstance(base, Recipe):
+        base = base.as_dict()
+    changes = {k: v.as_dict() if isinstance(v, Construction) else v for k, v in changes.items()}
     out = {**DEFAULTS, **(base or {}), **changes}
     unknown = set(out) - set(DEFAULTS)
     if unknown:
@@ -61,8 +60,10 @@ def recipe(base: dict | None = None, **changes) -> dict:
     if out["augment"] is not None and out["augment"] not in data.AUGMENTATIONS:
         raise ValueError(f"unknown augment {out['augment']!r}: choose None or one of {sorted(data.AUGMENTATIONS)}")
     if out["augment"] is not None and out["dataset"] == "restricted_imagenet":
-        raise ValueError("augment applies to the in-memory datasets; Restricted ImageNet augments in its image "
-                         "transform (data.imagenet_transform)")
+        raise ValueError(
+            "augment applies to the in-memory datasets; Restricted ImageNet augments in its image "
+            "transform (data.imagenet_transform)"
+        )
     return out
 
 
@@ -74,6 +75,8 @@ def _hashed(rec: dict) -> dict:
     """The complete recipe less the :data:`LATE_KEYS` at their default, recursively through
     ``train_data``'s source recipe: what :func:`key` hashes."""
     rec = recipe(rec)
+    if isinstance(rec["train_data"], Construction):
+        rec["train_data"] = rec["train_data"].as_dict()
     out = {name: value for name, value in rec.items() if name not in LATE_KEYS or value != LATE_KEYS[name]}
     if rec["train_data"] is not None:
         out["train_data"] = _hashed_spec(rec["train_data"])
@@ -82,7 +85,13 @@ def _hashed(rec: dict) -> dict:
 
 def _hashed_spec(spec: dict) -> dict:
     """A constructed dataset's spec with its source recipe as :func:`_hashed` gives it."""
+    spec = _spec(spec)
     return {**spec, "source": _hashed(spec["source"])}
+
+
+def _spec(spec) -> dict:
+    """A constructed dataset's spec as a plain dict (a :class:`Construction`'s :meth:`~Construction.as_dict`)."""
+    return spec.as_dict() if isinstance(spec, Construction) else spec
 
 
 def key(rec: dict) -> str:
@@ -94,6 +103,7 @@ def key(rec: dict) -> str:
 def label(rec: dict) -> str:
     """Return a short human name: ``standard``, ``linf 0.3``, ``l2 2``, ``trades linf 0.3 b6``,
     ``standard on D_det``."""
+    rec = recipe(rec)
     atk = rec.get("attack")
     if atk is None:
         name = "standard"
@@ -105,65 +115,58 @@ def label(rec: dict) -> str:
 
 def path(rec: dict, root=None) -> Path:
     """Return where the model of ``rec`` is cached: ``<cache>/<dataset>-<arch>-<label>-<key>.pt``."""
+    rec = recipe(rec)
     slug = label(rec).replace(" ", "-")
     return io.cache_dir(root) / f"{rec['dataset']}-{rec['arch']}-{slug}-{key(rec)}.pt"
 
 
-#: The training and test sizes of the complete datasets, which tell a shortened copy by its size.
-COMPLETE_SIZES = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
-_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "restricted_imagenet": "Restricted ImageNet"}
+COMPLETE_SIZES = data.COMPLETE_SIZES
 
 
-def check_request(rec: dict, n: int | None, available: int, train_split: bool, held_by: str | None = None,
-                  setting: str | None = None, fix: str | None = None) -> None:
-    """Raise ``ValueError`` when ``n`` examples (``None``: all) of the recipe's training set
-    (``train_split``) or test set cannot be given from the ``available`` ones: below 1, or more than
-    there are. The message names both sizes, what holds the data (``held_by``, default the folder
-    ``$ROBUSTUTILS_DATA``; a copy smaller than the complete dataset is called shortened) and the fix:
-    a smaller ``setting`` (default ``n_train`` or the test sizes) in :mod:`robustutils.profiles`, or
-    ``fix`` (default, unless the data is already complete: point ``$ROBUSTUTILS_DATA`` at the
-    complete dataset). Nothing is shrunk silently."""
-    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
-        data.check_size(n, available, "images")  # raises: a size is a whole number
-    if n is None or 1 <= n <= available:
-        return
-    if n < 1:
-        data.check_size(n, available)
-    name, split = _NAMES[rec["dataset"]], "training" if train_split else "test"
-    complete = COMPLETE_SIZES.get(rec["dataset"], (None, None))[0 if train_split else 1]
-    held = f"{held_by or f'the data under {data.data_root()}'} has {available:,}"
-    if held_by is None and complete is not None and available < complete:
-        held += f" (a shortened copy: the complete {name} has {complete:,})"
-    setting = setting or ("n_train" if train_split else "the test size (n_test, n_sweep, n_measure, monitor_n, ...)")
-    if fix is None and (complete is None or available < complete):
-        fix = f"point {data.DATA_ENV} at the complete {name}"
-    raise ValueError(f"asked for {n:,} {name} {split} images but {held}: lower {setting} in "
-                     f"robustutils/profiles.py" + (f", or {fix}" if fix else ""))
+def check_request(
+    rec: dict,
+    n: int | None,
+    available: int,
+    train_split: bool,
+    held_by: str | None = None,
+    setting: str | None = None,
+    fix: str | None = None,
+) -> None:
+    """:func:`robustutils.data.check_request` for the dataset of the recipe ``rec``."""
+    data.check_request(rec["dataset"], n, available, train_split, held_by=held_by, setting=setting, fix=fix)
 
 
-@functools.lru_cache(maxsize=4)
-def _split(dataset: str, train_split: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    return data.mnist(train_split) if dataset == "mnist" else data.cifar10(train_split)
+_split = data.split
 
 
 def _imagenet(rec: dict, train_split: bool, n: int | None):
     """Restricted ImageNet: a shuffling DataLoader over the training folder, or the first ``n``
     validation images stacked into tensors."""
     split = rec["train_split"] if train_split else "val"
-    folder = data.restricted_imagenet(split, size=rec["image_size"], transform=None if train_split else
-                                      data.imagenet_transform(False, rec["image_size"]))
-    check_request(rec, n if not train_split else rec["n_train"], len(folder), train_split,
-                  held_by=f"the folder {folder.root}")
+    folder = data.restricted_imagenet(
+        split,
+        size=rec["image_size"],
+        transform=None if train_split else data.imagenet_transform(False, rec["image_size"]),
+    )
+    check_request(
+        rec, n if not train_split else rec["n_train"], len(folder), train_split, held_by=f"the folder {folder.root}"
+    )
     if not train_split:
-        items = [folder[i] for i in range(n or len(folder))]
-        return torch.stack([im for im, _ in items]), torch.tensor([label for _, label in items])
+        return data.test_set("restricted_imagenet", n, image_size=rec["image_size"])
     generator = torch.Generator().manual_seed(rec["seed"])
     if rec["n_train"] is not None:
         pick = torch.randperm(len(folder), generator=generator)[: rec["n_train"]].tolist()
         folder = torch.utils.data.Subset(folder, pick)
     workers = min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
-    return torch.utils.data.DataLoader(folder, batch_size=rec["batch_size"], shuffle=True, generator=generator,
-                                       num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=False)
+    return torch.utils.data.DataLoader(
+        folder,
+        batch_size=rec["batch_size"],
+        shuffle=True,
+        generator=generator,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=False,
+    )
 
 
 def dataset(rec: dict, train_split: bool = True, n: int | None = None, device=None, root=None):
@@ -178,14 +181,20 @@ def dataset(rec: dict, train_split: bool = True, n: int | None = None, device=No
         return _imagenet(rec, train_split, n)
     if train_split and rec["train_data"] is not None:
         x, y = constructed(rec["train_data"], device, root=root)
-        check_request(rec, rec["n_train"], len(y), True, held_by=f"the constructed {data_label(rec['train_data'])}",
-                      fix="construct it from more images (the spec's n)")
+        check_request(
+            rec,
+            rec["n_train"],
+            len(y),
+            True,
+            held_by=f"the constructed {data_label(rec['train_data'])}",
+            fix="construct it from more images (the spec's n)",
+        )
         return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
+    if not train_split:
+        return data.test_set(rec["dataset"], n)
     x, y = _split(rec["dataset"], train_split)
-    check_request(rec, rec["n_train"] if train_split else n, len(y), train_split)
-    if train_split:
-        return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
-    return x[:n], y[:n]
+    check_request(rec, rec["n_train"], len(y), train_split)
+    return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
 
 
 def training_attack(rec: dict) -> attacks.PGD | None:
@@ -202,109 +211,256 @@ def initial_model(rec: dict) -> torch.nn.Module:
 
 def fit_settings(rec: dict) -> dict:
     """Return the keyword arguments of :func:`robustutils.train.fit` that train ``rec`` (all but the
-    training data, ``amp``, ``progress`` and ``checkpoint``): its schedule, the training attack,
-    the loss (TRADES when ``trades_beta`` is set), the training-set augmentation (``augment``) and,
-    with ``monitor_n``, that many test examples checked each epoch under PGD-20 at the training eps."""
-    attack = training_attack(rec)
+    training data, ``amp`` and ``callbacks``): its schedule, the training attack, the loss (TRADES
+    when ``trades_beta`` is set) and the training-set augmentation (``augment``)."""
     loss = train.madry_loss if rec["trades_beta"] is None else trades.TradesLoss(rec["trades_beta"])
-    monitor = dataset(rec, train_split=False, n=rec["monitor_n"]) if rec["monitor_n"] else None
-    eval_attack = None if attack is None else attacks.PGD(eps=attack.eps, steps=20, norm=attack.norm)
-    return {"epochs": rec["epochs"], "batch_size": rec["batch_size"], "attack": attack, "optimizer": rec["optimizer"],
-            "lr": rec["lr"], "weight_decay": rec["weight_decay"], "schedule": rec["schedule"],
-            "eps_ramp": rec["eps_ramp"], "loss": loss, "test_data": monitor, "eval_attack": eval_attack,
-            "seed": rec["seed"], "augment": rec["augment"]}
+    return {
+        "epochs": rec["epochs"],
+        "batch_size": rec["batch_size"],
+        "attack": training_attack(rec),
+        "optimizer": rec["optimizer"],
+        "lr": rec["lr"],
+        "weight_decay": rec["weight_decay"],
+        "schedule": rec["schedule"],
+        "eps_ramp": rec["eps_ramp"],
+        "loss": loss,
+        "seed": rec["seed"],
+        "augment": rec["augment"],
+    }
+
+
+def fit_callbacks(rec: dict, progress: bool) -> list:
+    """Return the :func:`robustutils.train.fit` callbacks of ``rec``: with ``monitor_n``, a
+    :class:`~robustutils.train.Monitor` of that many test examples under PGD-20 at the training eps
+    (clean accuracy only for standard training); with ``progress``, a :class:`~robustutils.train.Progress`."""
+    callbacks = []
+    if rec["monitor_n"]:
+        attack = training_attack(rec)
+        eval_attack = None if attack is None else attacks.PGD(eps=attack.eps, steps=20, norm=attack.norm)
+        callbacks.append(train.Monitor(*dataset(rec, train_split=False, n=rec["monitor_n"]), eval_attack))
+    if progress:
+        callbacks.append(train.Progress())
+    return callbacks
+
+
+#: The modules whose code decides what a recipe trains, hashed by :func:`code_fingerprint`.
+TRAINING_CODE = ("attacks", "constructed", "data", "models", "train", "trades")
+
+
+def _without_docstrings(source: str) -> str:
+    """The syntax tree of Python ``source`` without its docstrings, dumped as text."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Return a 12-hex-digit hash of the code that trains a model: the syntax trees of the modules
+    of :data:`TRAINING_CODE` without their docstrings, so that editing a comment or a docstring keeps
+    it and any change to the code changes it. Recorded in every model's metadata by :func:`get`."""
+    digest = hashlib.sha256()
+    for module in TRAINING_CODE:
+        digest.update(_without_docstrings((Path(__file__).parent / f"{module}.py").read_text()).encode())
+    return digest.hexdigest()[:12]
 
 
 def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
     start = time.perf_counter()
-    history = train.fit(model, dataset(rec, device=next(model.parameters()).device, root=root),
-                        **fit_settings(rec), progress=progress)
-    return {"recipe": rec, "history": history, "train_time_s": time.perf_counter() - start,
-            "device": str(next(model.parameters()).device), "torch": torch.__version__}
+    history = train.fit(
+        model,
+        dataset(rec, device=next(model.parameters()).device, root=root),
+        **fit_settings(rec),
+        callbacks=fit_callbacks(rec, progress),
+    )
+    return {
+        "recipe": rec,
+        "history": history,
+        "train_time_s": time.perf_counter() - start,
+        "device": str(next(model.parameters()).device),
+        "torch": torch.__version__,
+        "code": code_fingerprint(),
+    }
 
 
-def get(rec: dict, device=None, progress: bool = True, root=None) -> tuple[torch.nn.Module, dict]:
-    """Return ``(model, meta)`` for ``rec``: loaded from the cache, or trained now and cached.
+def _resolve(model, profile: str | None, want=Recipe) -> tuple[str, dict]:
+    """``(name, plain dict)`` of a registry name (at ``profile``), a :class:`Recipe` or a recipe dict
+    (:class:`Construction` or spec dict with ``want=Construction``)."""
+    if isinstance(model, str):
+        if profile is None:
+            raise ValueError(f"{model!r} is a registry name: give the profile too, e.g. zoo.get({model!r}, PROFILE)")
+        found = registry.recipe(model, profile) if want is Recipe else registry.construction(model, profile)
+        return model, found.as_dict()
+    if want is Recipe:
+        rec = recipe(model)
+        return label(rec), rec
+    spec = _spec(model)
+    return data_label(spec), spec
 
-    ``meta`` holds the recipe, the per-epoch history of :func:`robustutils.train.fit` and the
-    training time in seconds. The model is on ``device`` (default: the GPU when present).
+
+def _check_code(name: str, meta: dict, target: Path) -> None:
+    trained_by, now = meta.get("code"), code_fingerprint()
+    if trained_by != now:
+        warnings.warn(
+            f"{name}: the cached model was trained by other code (fingerprint {trained_by or 'not recorded'}, "
+            f"now {now}: robustutils/{{{','.join(TRAINING_CODE)}}}.py changed since); a retrain may give "
+            f"other numbers. Delete {target.name} from the cache folder ($ROBUSTUTILS_CACHE) to retrain it.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def get(
+    model, profile: str | None = None, *, device=None, progress: bool = True, root=None
+) -> tuple[torch.nn.Module, dict]:
+    """Return ``(model, meta)`` for a registry name: loaded from the cache, or trained now and cached.
+
+    Args:
+        model: a name of :mod:`robustutils.registry` (``"mnist/linf-0.3"``), or a
+            :class:`~robustutils.registry.Recipe` (or recipe dict, :func:`recipe`).
+        profile: the profile whose registry ``model`` names (``"ci"``; needed for a name).
+        device: where the model is returned (default: the GPU when present).
+        progress: print a line before training and show training progress.
+        root: the cache folder (default ``$ROBUSTUTILS_CACHE``).
+
+    Returns:
+        The model in eval mode, and ``meta``: the recipe, the per-epoch ``history`` of
+        :func:`robustutils.train.fit`, ``train_time_s`` (seconds), the device and torch version it
+        trained on and ``code``, the :func:`code_fingerprint` of the code that trained it.
+
+    Raises:
+        KeyError: an unknown name (the message lists the closest ones).
+        ValueError: a dataset's name, a name without a profile, or a training size the data on disk
+            cannot meet (:func:`check_request`).
+
+    A cached model trained by other code than this (its ``code`` differs) is loaded with a
+    ``UserWarning`` that says how to retrain it. The caller's random state is left as it was, so
+    that what follows does not depend on whether the model came from the cache.
+
+    Examples::
+
+        model, meta = zoo.get("mnist/linf-0.3", "ci")
+        meta["history"][-1]["test_robust_acc"]     # PGD-20 accuracy after the last epoch
     """
-    rec = recipe(rec)
+    name, rec = _resolve(model, profile)
     device = pick_device(device)
     target = path(rec, root)
     if progress and not target.is_file():
-        print(f"training {rec['dataset']} {label(rec)} (not in the cache {target.parent})", flush=True)
+        print(f"training {name} (not in the cache)", flush=True)
+    fresh = not target.is_file()
+    # Loading or training leaves the caller's random state as it was: a chapter's numbers do not
+    # depend on whether its models came from the cache.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        net, meta = io.load_or_train(
+            target, lambda: initial_model(rec), lambda m: _fit(m, rec, progress, root), device=device
+        )
+    if not fresh:
+        _check_code(name, meta, target)
+    return net, meta
 
-    return io.load_or_train(target, lambda: initial_model(rec), lambda model: _fit(model, rec, progress, root),
-                            device=device)
+
+def get_all(names, profile: str, *, label=None, device=None, progress: bool = False) -> dict[str, torch.nn.Module]:
+    """Return ``{name: model}`` for registry ``names`` at ``profile`` (:func:`get`, in order), keyed by
+    ``label(name)`` when ``label`` is given (e.g. :func:`robustutils.perception.label`)."""
+    return {(label or str)(name): get(name, profile, device=device, progress=progress)[0] for name in names}
 
 
-def robustness(rec: dict, model: torch.nn.Module, attacks_by_name: dict, n_test: int, root=None) -> dict:
-    """Return :func:`robustutils.evaluate.compare` of ``model`` (the model of ``rec``) on the first
-    ``n_test`` test examples under ``attacks_by_name`` (accuracies as fractions in [0, 1]); cached
-    as JSON beside the model, keyed by the recipe, the attacks' settings and ``n_test``. An ``n_test``
-    the test set cannot meet raises ``ValueError`` (:func:`check_request`), even when cached."""
+def eval_attacks(profile: str, norm: str, eps: float) -> dict:
+    """Return the evaluation attacks of ``profile`` at ``norm`` and ``eps`` (pixel units): PGD with
+    the profile's steps and restarts, and APGD-CE and APGD-DLR (:func:`robustutils.independent.suite`)."""
+    return independent.suite(eps, norm, **profiles.config(profile, "eval")["suite"])
+
+
+def robustness(
+    model,
+    profile: str | None = None,
+    *,
+    at: tuple[str, float] | None = None,
+    attacks_by_name: dict | None = None,
+    n_test: int | None = None,
+    device=None,
+    root=None,
+) -> dict:
+    """Return :func:`robustutils.evaluate.compare` of a registry model on its first ``n_test`` test
+    examples: clean accuracy, each attack's robust accuracy and the worst case (fractions in [0, 1]).
+
+    ``at=(norm, eps)`` evaluates with the profile's attacks (:func:`eval_attacks`), or
+    ``attacks_by_name`` gives them; ``n_test`` defaults to the profile's ``eval`` ``n_test``. The
+    model is loaded by :func:`get`. The result is cached as JSON, keyed by the entry's recipe, the
+    fingerprint of the code that trained the model, the attacks' settings and ``n_test``; the
+    attacks' random starts are seeded from that key, so the result does not depend on what ran
+    before, and the caller's random state is left as it was. An ``n_test`` the test set cannot meet
+    raises ``ValueError`` (:func:`check_request`), even when cached.
+    """
+    if (at is None) == (attacks_by_name is None):
+        raise ValueError("give the threat model as at=(norm, eps) or the attacks as attacks_by_name, not both")
+    if at is not None:
+        if profile is None:
+            raise ValueError("at=(norm, eps) uses the profile's evaluation attacks: give the profile")
+        attacks_by_name = eval_attacks(profile, *at)
+    if n_test is None:
+        if profile is None:
+            raise ValueError("give n_test, or the profile whose eval n_test applies")
+        n_test = profiles.config(profile, "eval")["n_test"]
+    name, rec = _resolve(model, profile)
     if rec["dataset"] in NUM_CLASSES:  # in memory: check the size before trusting a cached file
         check_request(rec, n_test, len(_split(rec["dataset"], False)[1]), False)
+    net, meta = get(model if isinstance(model, str) else rec, profile, device=device, root=root)
     settings = {name: a.settings() for name, a in attacks_by_name.items()}
-    digest = hashlib.sha256(_canonical({"model": key(rec), "attacks": settings, "n": n_test}).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        _canonical({"model": key(rec), "code": meta.get("code"), "attacks": settings, "n": n_test}).encode()
+    ).hexdigest()[:16]
     target = io.cache_dir(root) / "evaluations" / f"{key(rec)}-{digest}.json"
     if target.is_file():
         return json.loads(target.read_text())
-    result = evaluate.compare(model, *dataset(rec, train_split=False, n=n_test), attacks_by_name)
+    # The attacks' random starts are drawn from a seed of the evaluation's own key, and the caller's
+    # random state is left as it was: the number is the same whichever chapter asks first.
+    with torch.random.fork_rng(
+        devices=[net_device] if (net_device := next(net.parameters()).device).type == "cuda" else []
+    ):
+        torch.manual_seed(int(digest, 16) % 2**63)
+        result = evaluate.compare(net, *dataset(rec, train_split=False, n=n_test), attacks_by_name)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result, indent=1))
     return result
 
 
 def adversarial(base: dict, norm: str, eps: float, steps: int, step_factor: float | None = None) -> dict:
-    """Return ``base`` trained against PGD-``steps`` in ``norm`` at ``eps`` (``eps == 0``: standard).
-
-    The step size is ``step_factor * eps`` (pixel units), or with ``None`` ``2.5 * eps / steps``;
-    ``steps=1, step_factor=1.25`` is Wong et al.'s FGSM with random start.
-    """
-    if eps == 0:
-        return recipe(base, attack=None, eps_ramp=0.0, trades_beta=None)
-    step_size = None if step_factor is None else step_factor * eps
-    return recipe(base, attack={"norm": norm, "eps": eps, "steps": steps, "step_size": step_size})
+    """Return the recipe dict of :func:`robustutils.registry.adversarial` (``eps`` in pixel units)."""
+    return registry.adversarial(Recipe.from_dict(recipe(base)), norm, eps, steps, step_factor).as_dict()
 
 
 def standard_on(base: dict, train_data: dict | None = None, n_train: int | None = None, **changes) -> dict:
-    """Return the recipe of a standard model like ``base`` (no attack, no monitoring) trained on all
-    of the constructed dataset ``train_data`` or, when it is None, on ``n_train`` real images: the
-    same images a construction with ``n = n_train`` starts from (the seeded subsets are nested).
-
-    The model keeps ``base``'s ``augment`` except on D_det (a ``"det"`` construction), which Ilyas et
-    al. 2019 trained without data augmentation, unless ``changes`` sets it."""
-    if train_data is not None and train_data["kind"] == "det":
-        changes = {"augment": None, **changes}
-    return recipe(base, train_data=train_data, n_train=n_train, attack=None, eps_ramp=0.0, trades_beta=None,
-                  monitor_n=0, **changes)
+    """Return the recipe dict of :func:`robustutils.registry.standard_on`."""
+    spec = None if train_data is None else Construction.from_dict(_spec(train_data))
+    return registry.standard_on(Recipe.from_dict(recipe(base)), spec, n_train, **changes).as_dict()
 
 
 # Ilyas et al.'s constructed datasets (robustutils.constructed), cached like the models.
-CONSTRUCTIONS = ("invert", "rand", "det")
-NUM_CLASSES = {"mnist": 10, "cifar10": 10}
+CONSTRUCTIONS = registry.CONSTRUCTIONS
+NUM_CLASSES = registry.NUM_CLASSES
 
 
-def construction(kind: str, source: dict, *, n: int | None, steps: int, step_size: float,
-                 eps: float | None = None, seed: int = 0) -> dict:
-    """Return the spec (a plain dict) of a constructed dataset: ``kind`` ``"invert"`` (D_R through a
-    robust ``source`` recipe, D_NR through a standard one), ``"rand"`` or ``"det"`` (targeted l_2
-    PGD within ``eps`` on ``source``), made from the first ``n`` images of the source's training
-    set (``None``: all) with ``steps`` steps of ``step_size`` (pixel units)."""
-    if kind not in CONSTRUCTIONS:
-        raise ValueError(f"unknown construction {kind!r}: choose one of {CONSTRUCTIONS}")
-    source = recipe(source)
-    if source["dataset"] not in NUM_CLASSES:
-        raise ValueError(f"constructions need an in-memory dataset ({sorted(NUM_CLASSES)}); got {source['dataset']!r}")
-    if (eps is None) != (kind == "invert"):
-        raise ValueError("eps bounds the relabelling attacks only: give it for 'rand' and 'det', not for 'invert'")
-    return {"kind": kind, "source": source, "n": n, "steps": steps, "step_size": step_size, "eps": eps, "seed": seed}
+def construction(
+    kind: str, source: dict, *, n: int | None, steps: int, step_size: float, eps: float | None = None, seed: int = 0
+) -> dict:
+    """Return the spec dict of a :class:`robustutils.registry.Construction` (which checks it;
+    ``eps`` and ``step_size`` in pixel units)."""
+    return Construction(kind, Recipe.from_dict(recipe(source)), n, steps, step_size, eps, seed).as_dict()
 
 
 def data_label(spec: dict) -> str:
     """Return Ilyas et al.'s name of a constructed dataset: ``D_R``, ``D_NR``, ``D_rand`` or ``D_det``."""
+    spec = _spec(spec)
     if spec["kind"] == "invert":
         return "D_NR" if spec["source"]["attack"] is None else "D_R"
     return f"D_{spec['kind']}"
@@ -312,21 +468,30 @@ def data_label(spec: dict) -> str:
 
 def data_path(spec: dict, root=None) -> Path:
     """Return where the dataset of ``spec`` is cached: ``<cache>/datasets/<dataset>-<name>-<key>.pt``."""
+    spec = _spec(spec)
     digest = hashlib.sha256(_canonical({"format": FORMAT, "spec": _hashed_spec(spec)}).encode()).hexdigest()[:16]
     return io.cache_dir(root) / "datasets" / f"{spec['source']['dataset']}-{data_label(spec)}-{digest}.pt"
 
 
 def _construct(spec: dict, device, progress: bool, root) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = dataset(spec["source"])
-    check_request(spec["source"], spec["n"], len(y), True, held_by="the source recipe's training set",
-                  setting="the construction's n", fix="train the source on more images (its n_train)")
+    x, y = dataset(recipe(spec["source"]))
+    check_request(
+        spec["source"],
+        spec["n"],
+        len(y),
+        True,
+        held_by="the source recipe's training set",
+        setting="the construction's n",
+        fix="train the source on more images (its n_train)",
+    )
     x, y = x[: spec["n"]], y[: spec["n"]]
-    model, _ = get(spec["source"], device, progress=progress, root=root)
+    model, _ = get(spec["source"], device=device, progress=progress, root=root)
     settings = {"steps": spec["steps"], "step_size": spec["step_size"], "seed": spec["seed"], "progress": progress}
     if spec["kind"] == "invert":
         return constructions.invert(model, x, y, **settings)
-    return constructions.relabel(model, x, y, mode=spec["kind"], eps=spec["eps"],
-                                 num_classes=NUM_CLASSES[spec["source"]["dataset"]], **settings)
+    return constructions.relabel(
+        model, x, y, mode=spec["kind"], eps=spec["eps"], num_classes=NUM_CLASSES[spec["source"]["dataset"]], **settings
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -335,22 +500,33 @@ def _read_constructed(target: Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
     return io.load_data(target)
 
 
-def constructed(spec: dict, device=None, progress: bool = True, root=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the ``(x, y)`` CPU tensors of the constructed dataset ``spec`` (:func:`construction`),
-    built on ``device`` (default: the GPU when present) the first time and cached; the source model
-    comes from :func:`get`. The build time in seconds is kept in the cache file's ``meta``."""
+def constructed(
+    spec, profile: str | None = None, *, device=None, progress: bool = True, root=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the ``(x, y)`` CPU tensors (images in [0, 1], int64 labels) of a constructed dataset:
+    a registry name at ``profile`` (``"mnist/D_R(l2-2)"``) or a :class:`Construction` (or its spec
+    dict). It is built on ``device`` (default: the GPU when present) the first time and cached; the
+    source model comes from :func:`get`. The build time in seconds is kept in the cache file's meta."""
+    name, spec = _resolve(spec, profile, want=Construction)
     target = data_path(spec, root)
     if target.is_file():
         return _read_constructed(target)[:2]
     if progress:
-        print(f"building {data_label(spec)} from {label(spec['source'])} (not in the cache {target.parent})", flush=True)
+        print(f"building {name} from {label(spec['source'])} (not in the cache)", flush=True)
     device = pick_device(device)
     start = time.perf_counter()
-    x, y = _construct(spec, device, progress, root)
-    io.save_data(target, x, y, {"spec": spec, "build_time_s": time.perf_counter() - start, "device": str(device)})
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        x, y = _construct(spec, device, progress, root)
+    io.save_data(
+        target,
+        x,
+        y,
+        {"spec": spec, "build_time_s": time.perf_counter() - start, "device": str(device), "code": code_fingerprint()},
+    )
     return x, y
 
 
-def constructed_meta(spec: dict, root=None) -> dict:
-    """Return the metadata of a cached constructed dataset: its spec, ``build_time_s`` and device."""
-    return _read_constructed(data_path(spec, root))[2]
+def constructed_meta(spec, profile: str | None = None, root=None) -> dict:
+    """Return the metadata of a cached constructed dataset (a registry name at ``profile``, or a
+    spec): its spec, ``build_time_s``, device and code fingerprint."""
+    return _read_constructed(data_path(_resolve(spec, profile, want=Construction)[1], root))[2]

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from robustutils import models, profiles, zoo
+from robustutils import models, profiles, registry
 
 DERIVED = {"colab-smoke": "colab", "full-smoke": "full"}
 
@@ -32,9 +32,9 @@ def _differences(a, b, path=()):
         yield path
 
 
-def _is_size(path) -> bool:
-    """Whether :data:`profiles.SMOKE_SIZES` sets the value at ``path`` (or a value above it)."""
-    node = profiles.SMOKE_SIZES
+def _is_size(path, sizes=None) -> bool:
+    """Whether :data:`profiles.SMOKE_SIZES` (or ``sizes``) sets the value at ``path`` (or a value above it)."""
+    node = profiles.SMOKE_SIZES if sizes is None else sizes
     for key in path:
         if not isinstance(node, dict):
             return True
@@ -58,8 +58,11 @@ def test_the_book_keeps_its_four_profiles_and_the_derived_ones_are_for_tests():
     assert profiles.names() == ["smoke", "ci", "colab", "full"]
     assert profiles.derived_names() == list(DERIVED) == list(profiles.DERIVED_FROM)
     assert profiles.DERIVED_FROM == DERIVED
-    with pytest.raises(ValueError, match=r"unknown profile 'huge': choose one of \['smoke', 'ci', 'colab', 'full'\] "
-                                         r"\(or, in tests, \['colab-smoke', 'full-smoke'\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown profile 'huge': choose one of \['smoke', 'ci', 'colab', 'full'\] "
+        r"\(or, in tests, \['colab-smoke', 'full-smoke'\]\)",
+    ):
         profiles.config("huge", "toy")
     for name in DERIVED:
         for chapter, section in profiles.DERIVED[name].items():
@@ -82,8 +85,11 @@ def test_a_derived_profile_differs_from_its_base_only_in_sizes(name):
     for chapter in base:
         assert set(derived[chapter]) == set(base[chapter]) | {"smoke_sized"} and derived[chapter]["smoke_sized"] is True
         for path in _differences(base[chapter], derived[chapter]):
-            assert (_is_size((chapter,) + path) or _is_width(derived[chapter], path)
-                    or path in {("assert_claims",), ("smoke_sized",)}), f"{name} changes {chapter}.{'.'.join(map(str, path))}"
+            assert (
+                _is_size((chapter,) + path)
+                or _is_width(derived[chapter], path)
+                or path in {("assert_claims",), ("smoke_sized",)}
+            ), f"{name} changes {chapter}.{'.'.join(map(str, path))}"
 
 
 @pytest.mark.parametrize("name", DERIVED)
@@ -106,14 +112,22 @@ def test_a_derived_profile_is_no_larger_than_smoke(name):
     """No count of a derived profile exceeds the largest of the smoke profile (the toy model's 2,000
     test points), and none is ``None`` (all of the data) where smoke has a number."""
     smoke, derived = profiles.PROFILES["smoke"], profiles.DERIVED[name]
-    largest = max(v for _, leaf in _leaves(smoke) for v in (leaf if isinstance(leaf, list) else [leaf])
-                  if isinstance(v, int) and not isinstance(v, bool))
+    largest = max(
+        v
+        for _, leaf in _leaves(smoke)
+        for v in (leaf if isinstance(leaf, list) else [leaf])
+        if isinstance(v, int) and not isinstance(v, bool)
+    )
     assert largest == 2_000
     for chapter, section in derived.items():
         for path, leaf in _leaves(section):
             values = leaf if isinstance(leaf, list) else [leaf]
-            assert all(v <= largest for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)), \
-                (name, chapter, path, leaf)
+            assert all(v <= largest for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)), (
+                name,
+                chapter,
+                path,
+                leaf,
+            )
     smoke_numbers = {(c,) + p for c, s in smoke.items() for p, v in _leaves(s) if isinstance(v, int)}
     for chapter, section in derived.items():
         for path, leaf in _leaves(section):
@@ -122,40 +136,58 @@ def test_a_derived_profile_is_no_larger_than_smoke(name):
 
 @pytest.mark.parametrize("name", DERIVED)
 def test_a_derived_profile_takes_its_base_profiles_branches(name):
-    base, derived = DERIVED[name], profiles.DERIVED[name]
-    for chapter, key in (("advtrain", "mnist"), ("tradeoff", "cifar"), ("features", "cifar")):
-        assert derived[chapter][key]["arch"] == profiles.PROFILES[base][chapter][key]["arch"]
-    assert list(derived["constructed"]["datasets"]) == list(profiles.PROFILES[base]["constructed"]["datasets"])
-    assert all(section.get("assert_claims") in (None, False) for section in derived.values()), "claims need scale"
-    if base == "full":
-        assert derived["tradeoff"]["cifar"]["arch"] == "preact_resnet18"
-        assert derived["tradeoff"]["cifar"]["arch_kwargs"] == profiles.SMOKE_WIDTHS["preact_resnet18"]
-        assert derived["tradeoff"]["cifar_attack"] == {"steps": 2, "step_factor": None}, "PGD, not FGSM"
-        assert derived["tradeoff"]["trades_betas"] == [0.5, 12.0]
-        imagenet = derived["features"]["imagenet"]
-        assert imagenet["arch"] == "resnet50" and imagenet["train_split"] == "val", \
+    base, derived = TABLES[DERIVED[name]], TABLES[name]
+    for d in ("mnist", "cifar10"):
+        assert derived[d]["base"]["arch"] == base[d]["base"]["arch"]
+    assert list(derived["constructed"]) == list(base["constructed"])
+    assert all(section.get("assert_claims") in (None, False) for section in profiles.DERIVED[name].values()), (
+        "claims need scale"
+    )
+    if DERIVED[name] == "full":
+        assert derived["cifar10"]["base"]["arch"] == "preact_resnet18"
+        assert derived["cifar10"]["base"]["arch_kwargs"] == profiles.SMOKE_WIDTHS["preact_resnet18"]
+        assert derived["cifar10"]["attack"] == {"steps": 2, "step_factor": None}, "PGD, not FGSM"
+        assert derived["trades_betas"] == [0.5, 12.0]
+        assert derived["imagenet"]["arch"] == "resnet50" and derived["imagenet"]["train_split"] == "val", (
             "the offline Restricted ImageNet sample has only a val split"
+        )
     else:
-        assert derived["features"]["imagenet"] is None and list(derived["constructed"]["datasets"]) == ["mnist"]
-        assert derived["tradeoff"]["cifar_attack"] == profiles.PROFILES["colab"]["tradeoff"]["cifar_attack"]
+        assert derived["imagenet"] is None and list(derived["constructed"]) == ["mnist"]
+        assert derived["cifar10"]["attack"] == TABLES["colab"]["cifar10"]["attack"]
 
 
 @pytest.mark.parametrize("name", DERIVED)
 def test_a_derived_profiles_recipes_and_constructions_are_valid(name):
-    for chapter, key in (("advtrain", "mnist"), ("tradeoff", "mnist"), ("tradeoff", "cifar"),
-                         ("features", "mnist"), ("features", "cifar")):
-        zoo.recipe(profiles.config(name, chapter)[key])
-    imagenet = profiles.config(name, "features")["imagenet"]
-    if imagenet is not None:
-        rec = zoo.recipe(imagenet)
-        assert rec["n_train"] <= 203 and rec["image_size"] < 224  # the sample: one image per class
-    assert profiles.config(name, "advtrain")["mnist"] == profiles.config(name, "tradeoff")["mnist"], \
-        "the chapters must share the MNIST recipe so that the cache serves both"
-    for c in profiles.config(name, "constructed")["datasets"].values():
-        base = zoo.recipe(c["base"])
-        assert c["n"] <= base["n_train"], "a construction starts from images of its source's training set"
-        zoo.construction("invert", base, n=c["n"], **c["invert"])
-        zoo.construction("det", base, n=c["n"], **c["relabel"])
-        assert c["relabel"]["steps"] * c["relabel"]["step_size"] >= c["relabel"]["eps"], "the steps must cross the ball"
-        for spec in c["transfer"].values():
-            models.build(spec["arch"], **spec["arch_kwargs"])
+    for entry_name, entry in registry.entries(name).items():
+        if isinstance(entry, registry.Construction):
+            assert entry.n <= entry.source.n_train, "a construction starts from images of its source's training set"
+            if entry.kind != "invert":
+                assert entry.steps * entry.step_size >= entry.eps, f"{entry_name}: the steps must cross the ball"
+        elif entry.dataset == "restricted_imagenet":
+            assert entry.n_train <= 203 and entry.image_size < 224  # the sample: one image per class
+        else:
+            models.build(entry.arch, **entry.arch_kwargs)
+
+
+# The registry's recipe tables are derived the same way (robustutils.registry.SMOKE_SIZES).
+TABLES = {name: registry.table(name) for name in profiles.names() + profiles.derived_names()}
+
+
+@pytest.mark.parametrize("name", DERIVED)
+def test_a_derived_profiles_recipes_differ_from_the_base_only_in_sizes(name):
+    base, derived = TABLES[DERIVED[name]], TABLES[name]
+    assert set(base) == set(derived)
+    for path in _differences(base, derived):
+        assert _is_size(path, registry.SMOKE_SIZES) or _is_width(derived, path), (
+            f"{name} changes {'.'.join(map(str, path))}"
+        )
+
+
+@pytest.mark.parametrize("name", DERIVED)
+def test_every_recipe_setting_that_changes_with_scale_is_a_size_or_kept(name):
+    unclassified = [
+        ".".join(map(str, path))
+        for path in _differences(TABLES["smoke"], TABLES[DERIVED[name]])
+        if not (_is_size(path, registry.SMOKE_SIZES) or set(path) & set(profiles.KEPT_SETTINGS))
+    ]
+    assert not unclassified, f"add these to registry.SMOKE_SIZES (a size) or profiles.KEPT_SETTINGS: {unclassified}"
