@@ -7,18 +7,56 @@ gradients via ``torch.autograd.grad`` only and no host synchronisation inside th
 ``amp`` the model runs under bf16 autocast while the perturbation, its steps and projections stay
 in float32 (measured by ``python -m robustutils.bench``: where it helps, and that it keeps strength).
 :class:`PGD` holds one attack's settings, is called like ``attack(model, x, y)`` and records
-its settings next to the numbers it produces.
+its settings next to the numbers it produces: it implements :class:`Attack`, the contract the
+training loop, the evaluation and the checkpoints rely on. :func:`step_size` is the one rule
+that turns a step given as a factor of eps (or none) into pixel units.
 """
 
 import dataclasses
 import math
 import numbers
+import typing
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@typing.runtime_checkable
+class Attack(typing.Protocol):
+    """The contract of an attack, which :class:`PGD` and :class:`robustutils.independent.APGD` fulfil.
+
+    ``attack(model, x, y)`` returns adversarial inputs in [0, 1] shaped like ``x`` [N, ...]
+    (images in [0, 1], pixel units) for labels ``y`` [N]; ``settings()`` describes the attack in
+    plain values, recorded beside every number it produces and in training checkpoints;
+    ``with_loss(loss_fn)`` is the same attack maximising another per-example loss (how TRADES
+    attacks its KL term). The library checks the contract with ``isinstance(attack, Attack)``; a
+    plain function ``attack(model, x, y)`` is accepted wherever only the call is needed, and is
+    then recorded by its ``repr``.
+    """
+
+    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+    def settings(self) -> dict:
+        """Return the attack's settings as plain JSON-able values; ``"eps"`` (pixel units) among
+        them, and ``"restarts"`` when the attack restarts."""
+        ...
+
+    def with_loss(self, loss_fn: LossFn) -> "Attack":
+        """Return the same attack maximising ``loss_fn(model, x_adv, y)``, one loss per example [N]."""
+        ...
+
+
+@typing.runtime_checkable
+class ScalableAttack(Attack, typing.Protocol):
+    """An :class:`Attack` whose radius can be scaled, which an eps ramp in
+    :func:`robustutils.train.fit` needs (:class:`PGD` is one)."""
+
+    def scaled(self, factor: float) -> "ScalableAttack":
+        """Return the same attack with ``eps`` (pixel units) multiplied by ``factor``."""
+        ...
 
 
 def _per_example_norm(t: torch.Tensor, p: float) -> torch.Tensor:
@@ -95,9 +133,35 @@ def threat(norm: str):
     return THREATS[norm]
 
 
-def resolved_step_size(eps: float, steps: int, step_size: float | None) -> float:
-    """Return ``step_size``, or when it is None Madry et al.'s rule of thumb ``2.5 * eps / steps`` (pixel units)."""
-    return 2.5 * eps / steps if step_size is None else step_size
+def step_size(eps: float, steps: int, factor: float | None = None) -> float:
+    """Return the step size in pixel units: ``factor * eps``, or with ``factor=None`` Madry et al.'s
+    rule of thumb ``2.5 * eps / steps`` (enough steps of it cross the ball and back).
+
+    The one conversion between the ways a step is given (a factor of ``eps``, or the default),
+    used by :class:`PGD`, :func:`robustutils.independent.suite` and the evaluations. ``eps`` is in
+    pixel units of inputs in [0, 1]. Raises ``ValueError`` for ``steps`` not an integer >= 1 or a
+    ``factor`` that is not a finite number >= 0.
+
+    Examples::
+
+        step_size(0.3, 40)              # 0.01875: 2.5 * 0.3 / 40
+        step_size(8 / 255, 1, 1.25)     # FGSM with random start (Wong et al. 2020): 1.25 * eps
+    """
+    check_count("steps", steps)
+    if factor is None:
+        return 2.5 * eps / steps
+    if isinstance(factor, bool) or not (isinstance(factor, numbers.Real) and math.isfinite(factor) and factor >= 0):
+        raise ValueError(
+            f"a step factor multiplies eps and must be a finite number >= 0 (or None for "
+            f"2.5 * eps / steps); got {factor!r}"
+        )
+    return factor * eps
+
+
+def resolved_step_size(eps: float, steps: int, given: float | None) -> float:
+    """Return ``given`` (a step size in pixel units), or when it is None the default of
+    :func:`step_size`, ``2.5 * eps / steps``."""
+    return step_size(eps, steps) if given is None else given
 
 
 def _suggest_255(name: str, value: float, limit: float | None = None) -> str:
@@ -118,14 +182,19 @@ def check_settings(eps, steps, step_size, norm, restarts) -> None:
     threat(norm)
     for name, value in (("eps", eps), ("step_size", 0.0 if step_size is None else step_size)):
         if isinstance(value, torch.Tensor):
-            raise ValueError(f"{name} must be a Python number (one radius for the whole batch); got a tensor: "
-                             f"use float({name})" if value.numel() == 1 else
-                             f"{name} must be one number for the whole batch; got a tensor of shape {tuple(value.shape)}")
+            shape = tuple(value.shape)
+            raise ValueError(
+                f"{name} must be a Python number (one radius for the whole batch); got a tensor: use float({name})"
+                if value.numel() == 1
+                else f"{name} must be one number for the whole batch; got a tensor of shape {shape}"
+            )
         if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0 in pixel units (inputs in [0,1]); got {value!r}")
         if norm == "linf" and value > 1:
-            raise ValueError(f"l_inf {name}={value:g} is above 1: {name} is in pixel units of inputs in [0,1], where "
-                             f"an l_inf ball of radius 1 already covers every image; {_suggest_255(name, value)}")
+            raise ValueError(
+                f"l_inf {name}={value:g} is above 1: {name} is in pixel units of inputs in [0,1], where "
+                f"an l_inf ball of radius 1 already covers every image; {_suggest_255(name, value)}"
+            )
     for name, value in (("steps", steps), ("restarts", restarts)):
         check_count(name, value)
 
@@ -149,25 +218,35 @@ def check_radius(x: torch.Tensor, eps: float, norm: str, step_size: float | None
     diameter = math.sqrt(x[0].numel()) if len(x) else math.inf
     for name, value in (("eps", eps), ("step_size", step_size)):
         if value is not None and value > diameter * (1 + 1e-6):
-            raise ValueError(f"l_2 {name}={value:g} exceeds {diameter:.4g}, the diameter sqrt({x[0].numel()}) of the "
-                             f"[0,1] box of these inputs ({x[0].numel()} pixel values each): no two images are further "
-                             f"apart; {name} is in pixel units of inputs in [0,1], {_suggest_255(name, value, diameter)}")
+            raise ValueError(
+                f"l_2 {name}={value:g} exceeds {diameter:.4g}, the diameter sqrt({x[0].numel()}) of the "
+                f"[0,1] box of these inputs ({x[0].numel()} pixel values each): no two images are further "
+                f"apart; {name} is in pixel units of inputs in [0,1], "
+                f"{_suggest_255(name, value, diameter)}"
+            )
 
 
 def _image_form(x, name: str = "inputs") -> None:
     """Raise ``ValueError`` unless ``x`` is a floating tensor [N, ...] (no host sync)."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of images in [0,1], shaped [N, ...]; got {type(x).__name__}: "
-                         "convert with torch.as_tensor(x, dtype=torch.float32) (and / 255 if in 0..255)")
+        raise ValueError(
+            f"{name} must be a torch.Tensor of images in [0,1], shaped [N, ...]; got {type(x).__name__}: "
+            "convert with torch.as_tensor(x, dtype=torch.float32) (and / 255 if in 0..255)"
+        )
     if x.dtype == torch.uint8:
-        raise ValueError(f"{name} are uint8 (pixel values 0..255); the library takes floats in [0,1]: "
-                         "convert with x.float() / 255")
+        raise ValueError(
+            f"{name} are uint8 (pixel values 0..255); the library takes floats in [0,1]: convert with x.float() / 255"
+        )
     if not x.is_floating_point():
-        raise ValueError(f"{name} must be floating point in [0,1]; got dtype {x.dtype}: convert with x.float() "
-                         "(and / 255 if the values are 0..255)")
+        raise ValueError(
+            f"{name} must be floating point in [0,1]; got dtype {x.dtype}: convert with x.float() "
+            "(and / 255 if the values are 0..255)"
+        )
     if x.dim() < 2:
-        raise ValueError(f"{name} must be a batch shaped [N, ...] (N examples); got shape {tuple(x.shape)}: "
-                         "add the batch dimension with x.unsqueeze(0)")
+        raise ValueError(
+            f"{name} must be a batch shaped [N, ...] (N examples); got shape {tuple(x.shape)}: "
+            "add the batch dimension with x.unsqueeze(0)"
+        )
     if len(x) == 0:
         raise ValueError(f"{name} hold no examples (shape {tuple(x.shape)})")
 
@@ -175,8 +254,10 @@ def _image_form(x, name: str = "inputs") -> None:
 def _label_form(y, n: int, name: str = "labels") -> None:
     """Raise ``ValueError`` unless ``y`` is a 1-D integer tensor [n] of class indices (no host sync)."""
     if not isinstance(y, torch.Tensor):
-        raise ValueError(f"{name} must be a 1-D integer torch.Tensor [N] of class indices; got {type(y).__name__}: "
-                         "convert with torch.as_tensor(y, dtype=torch.long)")
+        raise ValueError(
+            f"{name} must be a 1-D integer torch.Tensor [N] of class indices; got {type(y).__name__}: "
+            "convert with torch.as_tensor(y, dtype=torch.long)"
+        )
     if y.dim() != 1:
         if y.numel() == n and n > 0:
             fix = "use y.view(-1)"
@@ -188,17 +269,25 @@ def _label_form(y, n: int, name: str = "labels") -> None:
     if len(y) != n:
         raise ValueError(f"batch size mismatch: {n} inputs but {len(y)} {name}")
     if y.dtype != torch.long:
-        raise ValueError(f"{name} must be int64 class indices (torch.long, what cross-entropy takes); "
-                         f"got dtype {y.dtype}: use y.long()")
+        raise ValueError(
+            f"{name} must be int64 class indices (torch.long, what cross-entropy takes); "
+            f"got dtype {y.dtype}: use y.long()"
+        )
 
 
 def _is_label_vector(y) -> bool:
-    return (isinstance(y, torch.Tensor) and y.dim() == 1 and y.dtype != torch.bool
-            and not y.is_floating_point() and not y.is_complex())
+    return (
+        isinstance(y, torch.Tensor)
+        and y.dim() == 1
+        and y.dtype != torch.bool
+        and not y.is_floating_point()
+        and not y.is_complex()
+    )
 
 
-def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, *, labels: bool = True,
-                 model: torch.nn.Module | None = None) -> None:
+def check_inputs(
+    x: torch.Tensor, y: torch.Tensor | None = None, *, labels: bool = True, model: torch.nn.Module | None = None
+) -> None:
     """Raise ``ValueError`` naming the fix unless ``x`` is a float batch [N, ...] of images in [0, 1]
     (pixel units; normalisation belongs inside the model) and ``y`` fits it; return nothing.
 
@@ -232,8 +321,10 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor | None = None, *, labels: bool
     ranges = torch.stack(ranges).tolist()  # the one host sync
     if not (ranges[0] >= 0 and ranges[1] <= 1):  # written so that NaN pixels fail too
         hint = " (0..255? divide by 255)" if ranges[1] > 1.5 and ranges[0] >= 0 else ""
-        raise ValueError(f"inputs must lie in [0,1] (normalisation belongs inside the model); "
-                         f"got values in [{ranges[0]:.3g}, {ranges[1]:.3g}]{hint}")
+        raise ValueError(
+            f"inputs must lie in [0,1] (normalisation belongs inside the model); "
+            f"got values in [{ranges[0]:.3g}, {ranges[1]:.3g}]{hint}"
+        )
     if len(ranges) == 4 and ranges[2] < 0:
         raise ValueError(f"labels must be class indices >= 0; got {ranges[2]:g}")
     if len(ranges) == 4 and classes is not None and ranges[3] >= classes:
@@ -245,8 +336,9 @@ def _model_classes(model: torch.nn.Module, x: torch.Tensor) -> int | None:
     of classes it outputs (None for an output that is not [N, classes]). No host sync."""
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
     if weight is not None and x.dtype != weight.dtype:
-        raise ValueError(f"inputs are {x.dtype} but the model's weights are {weight.dtype}: "
-                         f"convert with x.to({weight.dtype})")
+        raise ValueError(
+            f"inputs are {x.dtype} but the model's weights are {weight.dtype}: convert with x.to({weight.dtype})"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -259,8 +351,10 @@ def _model_classes(model: torch.nn.Module, x: torch.Tensor) -> int | None:
             hint = " They look channels-last [N, H, W, C]: use x.permute(0, 3, 1, 2)."
         elif x.dim() == 3:
             hint = " They have no channel axis: use x.unsqueeze(1) for [N, 1, H, W]."
-        raise ValueError(f"the model cannot read inputs shaped {tuple(x.shape)} (images are [N, C, H, W] in [0,1]).{hint} "
-                         f"The model said: {str(err).splitlines()[0]}") from err
+        raise ValueError(
+            f"the model cannot read inputs shaped {tuple(x.shape)} (images are [N, C, H, W] in "
+            f"[0,1]).{hint} The model said: {str(err).splitlines()[0]}"
+        ) from err
     finally:
         model.train(was_training)
     return logits.shape[1] if logits.dim() == 2 else None
@@ -284,8 +378,11 @@ def _keep_best(best, now):
     (best_x, best_obj, best_hit), (x_now, obj_now, hit_now) = best, now
     better = _better(obj_now, hit_now, best_obj, best_hit)
     hit = None if hit_now is None else torch.where(better, hit_now, best_hit)
-    return (torch.where(better.view(-1, *[1] * (x_now.dim() - 1)), x_now, best_x),
-            torch.where(better, obj_now, best_obj), hit)
+    return (
+        torch.where(better.view(-1, *[1] * (x_now.dim() - 1)), x_now, best_x),
+        torch.where(better, obj_now, best_obj),
+        hit,
+    )
 
 
 def _best_restart(x_adv: torch.Tensor, obj: torch.Tensor, hit, restarts: int) -> torch.Tensor:
@@ -317,8 +414,9 @@ def _start(ball, x: torch.Tensor, eps: float, restarts: int, random_start: bool)
     return _in_box(x, torch.cat([ball.random_start(one_copy, eps) for _ in range(restarts)]))
 
 
-def _ascend(objective, x, y, delta, ball, eps: float, step_size: float, steps: int, use_best: bool,
-            final_objective: bool):
+def _ascend(
+    objective, x, y, delta, ball, eps: float, step_size: float, steps: int, use_best: bool, final_objective: bool
+):
     """Run ``steps`` projected ascent steps on ``objective`` from ``x + delta``.
 
     ``objective(x_in, y, need_hit)`` returns ``(objective [N], success [N] bool or None)``.
@@ -351,22 +449,28 @@ def _ascend(objective, x, y, delta, ball, eps: float, step_size: float, steps: i
     return _keep_best(best, (x_adv, obj, hit))
 
 
-def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
-        step_size: float | None = None, norm: str = "linf", random_start: bool = True, restarts: int = 1,
-        targeted: bool = False, loss_fn: LossFn | None = None, use_best: bool = True,
-        amp: bool = False) -> torch.Tensor:
+def pgd(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    steps: int = 10,
+    step_size: float | None = None,
+    norm: str = "linf",
+    random_start: bool = True,
+    restarts: int = 1,
+    targeted: bool = False,
+    loss_fn: LossFn | None = None,
+    use_best: bool = True,
+    amp: bool = False,
+) -> torch.Tensor:
     """Return adversarial inputs in [0, 1], shaped like ``x``, within ``eps`` of ``x`` in ``norm``.
 
     Madry et al. (2018), "Towards Deep Learning Models Resistant to Adversarial Attacks" (arXiv
-    1706.06083). ``x`` [N, ...] holds images in [0, 1] (float; normalisation belongs inside the
-    model). ``y`` is a 1-D integer tensor [N] of class indices (the true labels, or the targets
-    when ``targeted``); with a custom ``loss_fn`` it may be any tensor whose first dimension is N
-    that the loss needs (e.g. representation targets [N, D], or clean probabilities for TRADES).
-    Maximises ``loss_fn(model, x_adv, y)`` (per example, shape [N]; default cross-entropy), or
-    minimises it when ``targeted``. ``eps`` and ``step_size`` are in pixel units; ``step_size``
-    defaults to ``2.5 * eps / steps``. ``use_best`` returns per example the best iterate seen (the
-    start included) rather than the last; ``restarts`` random starts run in one batch and per
-    example the best one is returned.
+    1706.06083): ``steps`` projected ascent steps on ``loss_fn(model, x_adv, y)`` (per example,
+    shape [N]; default cross-entropy), or descent when ``targeted``, from a random start (or ``x``)
+    inside the ``norm`` ball of radius ``eps``, clipped to the [0, 1] box after every step.
 
     *Best* puts success first, so that an attack never reports more robustness than what it tried
     shows: an iterate (with ``use_best``) or restart that is misclassified (``targeted``: classified
@@ -377,21 +481,45 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     iterate with ``restarts > 1``); with any other ``y`` (not labels) only the objective decides.
     Under ``amp`` success is judged on the bf16 forward pass the attack ran.
 
-    ``amp`` runs the model (and loss) under bf16 autocast on ``x``'s device; ``x_adv`` stays
-    float32. The model runs in eval mode; its mode is restored. No host sync inside the step loop
-    (the input checks read back once, before it).
+    The model runs in eval mode; its mode is restored. No host sync inside the step loop (the
+    input checks read back once, before it).
 
-    Raises ``ValueError`` naming the fix for a bad setting (:func:`check_settings`; l_inf ``eps``
-    or ``step_size`` above 1: in 0-255 units?), an l_2 radius beyond the inputs' diameter
-    (:func:`check_radius`), inputs outside [0, 1], NaN or uint8, or labels that are not [N]
-    integers (:func:`check_inputs`), inputs of a dtype or layout the model cannot read and labels at
-    or above its number of classes (:func:`check_inputs` with the model), and a ``loss_fn`` that does not
-    return one loss per example.
+    Args:
+        model: The classifier; it takes images in [0, 1] (normalisation belongs inside it).
+        x: Images [N, ...] in [0, 1] (float, pixel units).
+        y: Class indices [N] (int64): the true labels, or the targets when ``targeted``. With a
+            custom ``loss_fn``, any tensor whose first dimension is N that the loss needs (e.g.
+            representation targets [N, D], or clean probabilities for TRADES).
+        eps: The radius of the threat model, in pixel units.
+        steps: The number of ascent steps, an integer >= 1.
+        step_size: The length of one step in pixel units; ``None`` means ``2.5 * eps / steps``
+            (:func:`step_size`).
+        norm: The threat model, ``"linf"`` or ``"l2"`` (:func:`threat`).
+        random_start: Start from a random point of the ball (see :class:`Linf`, :class:`L2`)
+            rather than from ``x``.
+        restarts: Random starts, run in one batch; per example the best one is returned.
+        targeted: Minimise the loss towards the labels ``y`` instead of maximising it.
+        loss_fn: The objective ``loss_fn(model, x_adv, y) -> [N]``; ``None``: :func:`cross_entropy`.
+        use_best: Return per example the best iterate seen (the start included) rather than the last.
+        amp: Run the model (and loss) under bf16 autocast on ``x``'s device; the perturbation, its
+            steps and projections stay in float32.
+
+    Returns:
+        The adversarial inputs, float32, in [0, 1], shaped like ``x``.
+
+    Raises:
+        ValueError: Naming the fix, for a bad setting (:func:`check_settings`; l_inf ``eps`` or
+            ``step_size`` above 1: in 0-255 units?), an l_2 radius beyond the inputs' diameter
+            (:func:`check_radius`), inputs outside [0, 1], NaN or uint8, labels that are not [N]
+            integers, inputs of a dtype or layout the model cannot read and labels at or above its
+            number of classes (:func:`check_inputs` with the model), and a ``loss_fn`` that does
+            not return one loss per example.
 
     Examples::
 
         x_adv = pgd(model, x, y, eps=0.3, steps=40)                      # MNIST, l_inf
         x_adv = pgd(model, x, y, eps=0.5, norm="l2", steps=20, restarts=5)
+        x_adv = pgd(model, x, y, eps=0.3, steps=40, step_size=attacks.step_size(0.3, 40, 0.1))
     """
     check_settings(eps, steps, step_size, norm, restarts)
     labels = loss_fn is None
@@ -433,8 +561,16 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
     return _best_restart(x_adv, obj, hit, restarts) if restarts > 1 else x_adv
 
 
-def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str = "linf",
-         random_start: bool = False, step_size: float | None = None) -> torch.Tensor:
+def fgsm(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str = "linf",
+    random_start: bool = False,
+    step_size: float | None = None,
+) -> torch.Tensor:
     """Return single-step adversarial inputs in [0, 1], shaped like ``x``: FGSM (Goodfellow et al.
     2015, arXiv 1412.6572), or with ``random_start`` and ``step_size=1.25 * eps`` the "fast"
     variant of Wong et al. (2020, arXiv 2001.03994).
@@ -444,8 +580,7 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
     (e.g. an l_inf ``eps`` above 1, labels shaped [N, 1]).
     """
     step_size = eps if step_size is None else step_size
-    return pgd(model, x, y, eps=eps, steps=1, step_size=step_size, norm=norm,
-               random_start=random_start, use_best=False)
+    return pgd(model, x, y, eps=eps, steps=1, step_size=step_size, norm=norm, random_start=random_start, use_best=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,8 +588,10 @@ class PGD:
     """One PGD attack's settings; ``attack(model, x, y)`` returns adversarial inputs in [0, 1]
     shaped like ``x`` [N, ...] (:func:`pgd`, Madry et al. 2018, arXiv 1706.06083).
 
-    ``eps`` and ``step_size`` are in pixel units of inputs in [0, 1]; ``step_size=None`` means
-    ``2.5 * eps / steps``; ``amp`` runs the model under bf16 autocast (see :func:`pgd`). Bad
+    It implements :class:`Attack` (and :class:`ScalableAttack`). ``eps`` and ``step_size`` are in
+    pixel units of inputs in [0, 1]; ``step_size=None`` means ``2.5 * eps / steps``, and a step
+    given as a factor of eps is ``step_size(eps, steps, factor)`` (:func:`step_size`); ``amp`` runs
+    the model under bf16 autocast (see :func:`pgd`). Bad
     settings raise ``ValueError`` when the object is made (:func:`check_settings`: e.g. l_inf
     ``eps=8`` suggests ``8/255``), bad inputs when it is called (as :func:`pgd`).
 
@@ -480,6 +617,10 @@ class PGD:
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pgd(model, x, y, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    def with_loss(self, loss_fn: LossFn) -> "PGD":
+        """Return this attack maximising ``loss_fn(model, x_adv, y)`` (one loss per example, [N]) instead of its own."""
+        return dataclasses.replace(self, loss_fn=loss_fn)
 
     def scaled(self, factor: float) -> "PGD":
         """Return this attack with ``eps`` (and an explicit ``step_size``) multiplied by ``factor``."""

@@ -6,6 +6,9 @@ the shards is exactly the batch a single process trains on. DDP averages the sha
 each shard's loss is weighted by its share of the global batch, so that the step is the global
 batch's mean gradient, as in one process, up to the order of float summation.
 
+Each rank attacks its own shard on its own module, without collectives: the training losses run
+the attack on :func:`unwrap` of the network they are given.
+
 Two things make a run on N processes differ from one process beyond rounding: an attack's random
 starts are drawn per rank (from a per-rank seed, :func:`rank_seed`), so they cannot match a
 single process draw for draw; and BatchNorm would compute its statistics per shard (such models
@@ -21,8 +24,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-
-from . import attacks
 
 TORCHRUN_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
@@ -57,13 +58,17 @@ def start() -> torch.device:
     gloo on the CPU.
     """
     if not launched():
-        raise RuntimeError(f"start() needs the variables torchrun sets ({', '.join(TORCHRUN_VARIABLES)}): "
-                           "launch with torchrun --nproc-per-node N -m robustutils.train --config FILE")
+        raise RuntimeError(
+            f"start() needs the variables torchrun sets ({', '.join(TORCHRUN_VARIABLES)}): "
+            "launch with torchrun --nproc-per-node N -m robustutils train CONFIG"
+        )
     if torch.cuda.is_available():
         local_rank = int(os.environ["LOCAL_RANK"])
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPUs are visible: "
-                               "give torchrun --nproc-per-node at most the number of GPUs")
+            raise RuntimeError(
+                f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPUs are visible: "
+                "give torchrun --nproc-per-node at most the number of GPUs"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         dist.init_process_group("nccl")
@@ -98,9 +103,11 @@ def check_batches(n: int, batch_size: int, group: Group) -> None:
     leave some rank an empty shard."""
     smallest = min(batch_size, n % batch_size or batch_size)
     if smallest < group.world_size:
-        raise ValueError(f"a global batch of {smallest} examples cannot be shared by {group.world_size} processes: "
-                         f"choose batch_size and the number of training examples ({n}) so that every batch "
-                         f"(the last one included) holds at least one example per process")
+        raise ValueError(
+            f"a global batch of {smallest} examples cannot be shared by {group.world_size} processes: "
+            f"choose batch_size and the number of training examples ({n}) so that every batch "
+            f"(the last one included) holds at least one example per process"
+        )
 
 
 def shards(batch_iter, group: Group):
@@ -121,36 +128,16 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-@dataclasses.dataclass(frozen=True)
-class LocalPGD(attacks.PGD):
-    """:class:`robustutils.attacks.PGD` that attacks the module inside a DDP wrapper, on this
-    rank's shard alone: through the wrapper every forward pass would broadcast the buffers (a
-    collective per attack step) and prepare a gradient reduction that input gradients never
-    trigger. ``scaled`` and ``dataclasses.replace`` (as TRADES uses) keep the class."""
-
-    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return super().__call__(unwrap(model), x, y)
-
-
-def local_attack(attack):
-    """Return ``attack`` made to run on each rank's own module (``None`` stays ``None``); only
-    :class:`robustutils.attacks.PGD` attacks can be converted."""
-    if attack is None or isinstance(attack, LocalPGD):
-        return attack
-    if not isinstance(attack, attacks.PGD):
-        raise ValueError(f"distributed training needs the attack as robustutils.attacks.PGD (or None), so that it can "
-                         f"run on each rank's own module; got {type(attack).__name__}")
-    return LocalPGD(**{field.name: getattr(attack, field.name) for field in dataclasses.fields(attack)})
-
-
-def wrap(model: torch.nn.Module, attack, group: Group):
-    """Return ``(network to train, attack)``: in one process ``(model, attack)`` unchanged; on
-    several, ``model`` in DistributedDataParallel and the attack as :func:`local_attack`."""
+def wrap(model: torch.nn.Module, group: Group) -> torch.nn.Module:
+    """Return the network to train: ``model`` itself in one process, on several ``model`` in
+    DistributedDataParallel. Attacks run on the module inside (:func:`unwrap`), as the training
+    losses do (:func:`robustutils.train.madry_loss`, :class:`robustutils.trades.TradesLoss`): through
+    the wrapper every forward pass would broadcast the buffers (a collective per attack step) and
+    prepare a gradient reduction that input gradients never trigger."""
     if not group.parallel:
-        return model, attack
+        return model
     device = next(model.parameters()).device
-    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    return net, local_attack(attack)
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
 def sum_over_ranks(*values, group: Group, device: torch.device) -> tuple:

@@ -12,7 +12,7 @@ import numbers
 
 import torch
 
-from .attacks import PGD, check_count, check_inputs, check_radius, resolved_step_size
+from .attacks import PGD, Attack, check_count, check_inputs, check_radius, step_size
 from .data import batches
 from .runtime import progress as progress_bar
 
@@ -44,13 +44,19 @@ def _predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 500) -> 
     model.eval()
     device = _model_device(model)
     try:
-        return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1) for i in range(0, len(x), batch_size)])
+        return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1) for i in range(0, len(x), batch_size)])
     finally:
         model.train(was_training)
 
 
 def _settings(attack):
-    return attack.settings() if hasattr(attack, "settings") else repr(attack)
+    """An :class:`~robustutils.attacks.Attack`'s settings; a plain function ``attack(model, x, y)`` by its repr."""
+    return attack.settings() if isinstance(attack, Attack) else repr(attack)
+
+
+def _restarts(attack) -> int:
+    """How many copies of each input the attack runs at once (1 for a plain function)."""
+    return attack.settings().get("restarts", 1) if isinstance(attack, Attack) else 1
 
 
 def _count(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, batch_size: int):
@@ -79,31 +85,48 @@ def _count(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: di
     return clean.item() / n, {k: v.item() / n for k, v in robust.items()}, worst.item() / n
 
 
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack=None,
-             batch_size: int = 500) -> dict:
-    """Return ``{"n", "clean_acc", "robust_acc", "attack"}``: accuracies as fractions in [0, 1]
-    and the attack's ``settings()`` (else its repr); ``robust_acc`` and ``attack`` are None without an attack.
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack=None, batch_size: int = 500) -> dict:
+    """Return clean and robust accuracy on ``(x, y)``, with the attack's settings beside them.
 
     An example counts as robust when it is classified correctly both clean and after ``attack``
     (the clean input is itself in the threat model's ball), so ``robust_acc <= clean_acc``.
-    ``attack`` is any ``attack(model, x, y) -> x_adv``; with ``None`` only clean accuracy is measured.
-    ``x`` [N, ...] holds images in [0, 1] (pixel units), ``y`` [N] integer class indices.
+    Counts accumulate on the device and are read back once, at the end.
 
-    Raises ``ValueError`` naming the fix for inputs outside [0, 1], NaN or uint8, and for labels
-    that are not a 1-D integer tensor of length N (e.g. [N, 1]: use ``y.view(-1)``); the attack
-    raises its own (e.g. :class:`robustutils.attacks.PGD` with l_inf ``eps=8``: use ``8/255``).
+    Args:
+        model: The classifier; it takes images in [0, 1] (normalisation inside it). Run in eval
+            mode; its mode is restored.
+        x: Images [N, ...] in [0, 1] (float, pixel units).
+        y: Class indices [N] (int64).
+        attack: An :class:`~robustutils.attacks.Attack` such as :class:`~robustutils.attacks.PGD`,
+            or any function ``attack(model, x, y) -> x_adv``; ``None`` measures clean accuracy only.
+        batch_size: Examples per forward pass (and per attack call), an integer >= 1.
+
+    Returns:
+        A dict with the number of examples ``n``, the accuracies ``clean_acc`` and ``robust_acc``
+        as fractions in [0, 1] and the ``attack``'s ``settings()`` (a plain function's repr);
+        ``robust_acc`` and ``attack`` are None without an attack.
+
+    Raises:
+        ValueError: Naming the fix, for inputs outside [0, 1], NaN or uint8, labels that are not a
+            1-D integer tensor of length N (e.g. [N, 1]: use ``y.view(-1)``) and a bad
+            ``batch_size``; the attack raises its own (e.g. :class:`~robustutils.attacks.PGD` with
+            l_inf ``eps=8``: use ``8/255``).
 
     Examples::
 
-        evaluate(model, x_test, y_test, attack=attacks.PGD(eps=0.3, steps=40))
+        result = evaluate(model, x_test, y_test, attack=attacks.PGD(eps=0.3, steps=40))
+        result["robust_acc"], result["attack"]["steps"]     # e.g. (0.89, 40)
     """
     clean, robust, _ = _count(model, x, y, {} if attack is None else {"attack": attack}, batch_size)
-    return {"n": len(y), "clean_acc": clean, "robust_acc": robust.get("attack"),
-            "attack": None if attack is None else _settings(attack)}
+    return {
+        "n": len(y),
+        "clean_acc": clean,
+        "robust_acc": robust.get("attack"),
+        "attack": None if attack is None else _settings(attack),
+    }
 
 
-def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, *,
-            batch_size: int = 500) -> dict:
+def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, *, batch_size: int = 500) -> dict:
     """Run several attacks on the same examples; return each one's robust accuracy and the worst case.
 
     Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "worst_acc", "attacks": {name: settings}}``:
@@ -113,13 +136,20 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
     ``ValueError`` as :func:`evaluate`, and when ``attacks`` is empty.
     """
     if not isinstance(attacks, dict):
-        raise ValueError(f"attacks must be a dict {{name: attack}}; got {type(attacks).__name__}: "
-                         "e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}")
+        raise ValueError(
+            f"attacks must be a dict {{name: attack}}; got {type(attacks).__name__}: "
+            "e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}"
+        )
     if not attacks:
         raise ValueError("compare needs at least one attack, e.g. {'pgd-40': attacks.PGD(eps=0.3, steps=40)}")
     clean, robust, worst = _count(model, x, y, attacks, batch_size)
-    return {"n": len(y), "clean_acc": clean, "robust_acc": robust, "worst_acc": worst,
-            "attacks": {k: _settings(a) for k, a in attacks.items()}}
+    return {
+        "n": len(y),
+        "clean_acc": clean,
+        "robust_acc": robust,
+        "worst_acc": worst,
+        "attacks": {k: _settings(a) for k, a in attacks.items()},
+    }
 
 
 def overestimate_pp(result: dict, name: str) -> float:
@@ -128,8 +158,16 @@ def overestimate_pp(result: dict, name: str) -> float:
     return 100 * (result["robust_acc"][name] - result["worst_acc"])
 
 
-def eps_sweep(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_values, *, norm: str,
-              steps: int, batch_size: int = 500) -> list[float]:
+def eps_sweep(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps_values,
+    *,
+    norm: str,
+    steps: int,
+    batch_size: int = 500,
+) -> list[float]:
     """Return robust accuracy (fractions in [0, 1]) under PGD-``steps`` in ``norm`` at each eps of
     ``eps_values`` (pixel units), in that order, measured on the same examples ``x`` [N, ...] in
     [0, 1] with labels ``y`` [N].
@@ -146,8 +184,18 @@ def eps_sweep(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps_valu
     return [robust[i] for i in attacks]
 
 
-def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str,
-                    steps: list[int], restarts: list[int], step_factors=(0.25, 4.0), batch_size: int = 500) -> list[dict]:
+def attack_strength(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    norm: str,
+    steps: list[int],
+    restarts: list[int],
+    step_factors=(0.25, 4.0),
+    batch_size: int = 500,
+) -> list[dict]:
     """Return robust accuracy under attacks of growing strength at ``eps`` (pixel units), one dict per
     attack: FGSM; PGD-k for each k in ``steps``; PGD-10 with the step size times each of
     ``step_factors``; PGD-10 with each number of ``restarts`` above 1. Keys: attack (a name), steps,
@@ -158,18 +206,33 @@ def attack_strength(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
             raise ValueError(f"{name} is a list of values to try; got one value {values!r}: use [{values!r}]")
     tried = {"FGSM": dict(steps=1, step_size=eps, random_start=False, use_best=False)}
     tried |= {f"PGD-{k}": dict(steps=k) for k in steps}
-    tried |= {f"PGD-10, step x{f:g}": dict(steps=10, step_size=f * resolved_step_size(eps, 10, None)) for f in step_factors}
+    tried |= {f"PGD-10, step x{f:g}": dict(steps=10, step_size=f * step_size(eps, 10)) for f in step_factors}
     tried |= {f"PGD-10, {r} restarts": dict(steps=10, restarts=r) for r in restarts if r > 1}
     attacks = {name: PGD(eps=eps, norm=norm, **kw) for name, kw in tried.items()}
     for attack in attacks.values():
         check_radius(x, attack.eps, norm, attack.step_size)
     _, robust, _ = _count(model, x, y, attacks, batch_size)
-    return [{"attack": name, "steps": a.settings()["steps"], "step_size": a.settings()["step_size"],
-             "restarts": a.restarts, "robust_acc": robust[name]} for name, a in attacks.items()]
+    return [
+        {
+            "attack": name,
+            "steps": a.settings()["steps"],
+            "step_size": a.settings()["step_size"],
+            "restarts": a.restarts,
+            "robust_acc": robust[name],
+        }
+        for name, a in attacks.items()
+    ]
 
 
-def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: dict, *,
-            batch_size: int = 500, progress: bool = False) -> dict:
+def cascade(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: dict,
+    *,
+    batch_size: int = 500,
+    progress: bool = False,
+) -> dict:
     """Run ``attacks`` in order, each only on the examples that survived every earlier one.
 
     Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "attacks": {name: settings}}``:
@@ -184,11 +247,16 @@ def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: d
     alive = _predict(model, x, batch_size).cpu() == y.cpu()
     clean, robust = alive.sum().item() / len(y), {}
     for name, attack in progress_bar(attacks.items(), "attacks", total=len(attacks)) if progress else attacks.items():
-        chunk = max(1, batch_size // getattr(attack, "restarts", 1))
+        chunk = max(1, batch_size // _restarts(attack))
         index = alive.nonzero().flatten()
         for start in range(0, len(index), chunk):
-            part = index[start:start + chunk]
+            part = index[start : start + chunk]
             xb, yb = x[part].to(device), y[part].to(device)
             alive[part] = (_predict(model, attack(model, xb, yb), batch_size) == yb).cpu()
         robust[name] = alive.sum().item() / len(y)
-    return {"n": len(y), "clean_acc": clean, "robust_acc": robust, "attacks": {k: _settings(a) for k, a in attacks.items()}}
+    return {
+        "n": len(y),
+        "clean_acc": clean,
+        "robust_acc": robust,
+        "attacks": {k: _settings(a) for k, a in attacks.items()},
+    }

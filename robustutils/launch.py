@@ -1,4 +1,4 @@
-"""Train a recipe from a config file: ``python -m robustutils.train --config FILE``.
+"""Train a recipe from a config file: ``python -m robustutils train CONFIG``.
 
 The config (TOML, or JSON by the ``.json`` suffix) holds a recipe, with the keys of
 :data:`robustutils.zoo.DEFAULTS`, and the run keys of :data:`RUN_KEYS`::
@@ -10,19 +10,18 @@ The config (TOML, or JSON by the ``.json`` suffix) holds a recipe, with the keys
     epochs = 3
     attack = {norm = "linf", eps = 0.3, steps = 2}
 
-It trains with :func:`robustutils.train.fit`, writing ``<out>/checkpoint.pt`` after every epoch, so
+It trains with :func:`robustutils.train.fit`, writing ``<out>/checkpoint.pt`` after every epoch
+(:class:`robustutils.train.Checkpoint`), so
 that running the same command again after a crash resumes where the last epoch ended. At the end
 it writes ``<out>/model.pt`` (:func:`robustutils.io.save`, loadable by :func:`robustutils.io.load`,
 with the recipe, the history, ``train_time_s`` (the epochs' summed times, s, across resumed runs),
 the device and the number of processes in its meta) and ``<out>/history.json``.
 
-Under ``torchrun --nproc-per-node N -m robustutils.train --config FILE`` the N processes train
+Under ``torchrun --nproc-per-node N -m robustutils train CONFIG`` the N processes train
 data-parallel (:mod:`robustutils.distributed`); ``batch_size`` stays the global batch.
 """
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -47,11 +46,13 @@ def read_config(path) -> tuple[dict, dict]:
     config = _parse(path)
     unknown = set(config) - set(zoo.DEFAULTS) - set(RUN_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; a config holds the recipe keys "
-                          f"{sorted(zoo.DEFAULTS)} and the run keys {sorted(RUN_KEYS)}")
+        raise ConfigError(
+            f"{path}: unknown keys {sorted(unknown)}; a config holds the recipe keys "
+            f"{sorted(zoo.DEFAULTS)} and the run keys {sorted(RUN_KEYS)}"
+        )
     run = {name: config.get(name, default) for name, default in RUN_KEYS.items()}
     if not isinstance(run["out"], str) or not run["out"]:
-        raise ConfigError(f"{path}: set out = \"<folder>\", where the checkpoint, the model and the history go")
+        raise ConfigError(f'{path}: set out = "<folder>", where the checkpoint, the model and the history go')
     for name in ("amp", "progress"):
         if not isinstance(run[name], bool):
             raise ConfigError(f"{path}: {name} must be true or false; got {run[name]!r}")
@@ -88,18 +89,28 @@ def run(config_path) -> list[dict]:
     out = Path(settings["out"])
     parallel = distributed.launched()
     if parallel and rec["dataset"] == "restricted_imagenet":
-        raise ConfigError("Restricted ImageNet trains from a DataLoader, which is not shared out across processes: "
-                          "run it in one process, python -m robustutils.train --config FILE, without torchrun")
+        raise ConfigError(
+            "Restricted ImageNet trains from a DataLoader, which is not shared out across processes: "
+            "run it in one process, python -m robustutils train CONFIG, without torchrun"
+        )
     device = distributed.start() if parallel else pick_device()
     try:
         group = distributed.current()
         model = zoo.initial_model(rec).to(device)
-        history = train.fit(model, zoo.dataset(rec, device=device), **zoo.fit_settings(rec), amp=settings["amp"],
-                            progress=settings["progress"], checkpoint=out / CHECKPOINT)
+        callbacks = [*zoo.fit_callbacks(rec, settings["progress"]), train.Checkpoint(out / CHECKPOINT)]
+        history = train.fit(
+            model, zoo.dataset(rec, device=device), **zoo.fit_settings(rec), amp=settings["amp"], callbacks=callbacks
+        )
         if group.is_main:
-            meta = {"recipe": rec, "history": history, "train_time_s": sum(row["time_s"] for row in history),
-                    "device": str(device), "world_size": group.world_size, "amp": settings["amp"],
-                    "torch": torch.__version__}
+            meta = {
+                "recipe": rec,
+                "history": history,
+                "train_time_s": sum(row["time_s"] for row in history),
+                "device": str(device),
+                "world_size": group.world_size,
+                "amp": settings["amp"],
+                "torch": torch.__version__,
+            }
             io.save(model, out / MODEL, meta)
             (out / HISTORY).write_text(json.dumps(history, indent=1))
             if settings["progress"]:
@@ -108,19 +119,3 @@ def run(config_path) -> list[dict]:
     finally:
         distributed.stop()
     return history
-
-
-def main(argv=None) -> int:
-    """Command line: ``--config FILE``; return the exit status (2 with a message for a bad config
-    or a checkpoint of another run)."""
-    parser = argparse.ArgumentParser(prog="python -m robustutils.train",
-                                     description="Train a robustutils recipe from a TOML or JSON config, "
-                                                 "resumably; under torchrun, data-parallel.")
-    parser.add_argument("--config", required=True, help="TOML (or .json) file: recipe keys plus out, amp, progress")
-    args = parser.parse_args(argv)
-    try:
-        run(args.config)
-    except (ConfigError, io.CheckpointError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr, flush=True)
-        return 2
-    return 0

@@ -13,6 +13,7 @@ A fingerprint of the settings that change the weights (:func:`fingerprint`) is s
 them, so that a checkpoint of another run is refused instead of silently continued.
 """
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from . import io
+from .attacks import Attack
 from .distributed import Group
 
 FORMAT = "robustutils.fit-checkpoint/1"
@@ -29,13 +31,14 @@ KEYS = ("format", "fingerprint", "epoch", "step", "history", "model", "optimizer
 
 
 def describe(obj):
-    """Return plain data naming an attack or a loss: a PGD's settings, a dataclass's repr (e.g.
-    ``TradesLoss(beta=6.0)``), a function's qualified name, or ``None``."""
+    """Return plain data naming an attack or a loss: an :class:`~robustutils.attacks.Attack`'s
+    ``settings()``, a dataclass's repr (e.g. ``TradesLoss(beta=6.0)``), a function's qualified
+    name, or ``None``."""
     if obj is None:
         return None
-    if hasattr(obj, "settings"):
+    if isinstance(obj, Attack):
         return obj.settings()
-    if hasattr(obj, "__dataclass_fields__"):
+    if dataclasses.is_dataclass(obj):
         return repr(obj)
     name = getattr(obj, "__qualname__", type(obj).__qualname__)
     return f"{getattr(obj, '__module__', '?')}.{name}"
@@ -59,9 +62,12 @@ def rng_state(generators, device: torch.device) -> dict:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        "numpy": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
-                  "pos": int(numpy_state["state"]["pos"]), "has_gauss": int(numpy_state["has_gauss"]),
-                  "gauss": float(numpy_state["gauss"])},
+        "numpy": {
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
         "python": random.getstate(),
         "generators": [g.get_state() for g in generators],
     }
@@ -73,12 +79,21 @@ def set_rng_state(state: dict, generators, device: torch.device) -> None:
     if state["cuda"] is not None and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)
     numpy_state = state["numpy"]
-    np.random.set_state(("MT19937", numpy_state["key"].numpy().astype(np.uint32), numpy_state["pos"],
-                         numpy_state["has_gauss"], numpy_state["gauss"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy_state["key"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["gauss"],
+        )
+    )
     random.setstate(_tuples(state["python"]))
     if len(state["generators"]) != len(generators):
-        raise io.CheckpointError(f"the checkpoint holds {len(state['generators'])} data generators, this run has "
-                                 f"{len(generators)}: it comes from another kind of training data")
+        raise io.CheckpointError(
+            f"the checkpoint holds {len(state['generators'])} data generators, this run has "
+            f"{len(generators)}: it comes from another kind of training data"
+        )
     for generator, saved in zip(generators, state["generators"]):
         generator.set_state(saved)
 
@@ -88,13 +103,31 @@ def _tuples(value):
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def save(path, *, fingerprint: dict, epoch: int, step: int, history: list, model: torch.nn.Module,
-         optimizer: torch.optim.Optimizer, scheduler, rng: list) -> Path:
+def save(
+    path,
+    *,
+    fingerprint: dict,
+    epoch: int,
+    step: int,
+    history: list,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    rng: list,
+) -> Path:
     """Write the state after ``epoch`` (1-based; ``step`` optimizer steps so far) to ``path``
     atomically; ``rng`` holds each rank's :func:`rng_state`, by rank. Return the path."""
-    payload = {"format": FORMAT, "fingerprint": fingerprint, "epoch": epoch, "step": step,
-               "history": io._plain(history), "model": io._clean_state_dict(model),
-               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng}
+    payload = {
+        "format": FORMAT,
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "step": step,
+        "history": io._plain(history),
+        "model": io._clean_state_dict(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng,
+    }
     return io._atomic_save(payload, path)
 
 
@@ -103,8 +136,9 @@ def read(path) -> dict:
     when it is not a training checkpoint of :func:`save`."""
     payload = io.read(path, required=KEYS, what="training checkpoint (of robustutils.train.fit)")
     if payload["format"] != FORMAT:
-        raise io.CheckpointError(f"{path} has format {payload['format']!r}, this library writes {FORMAT!r}: "
-                                 f"delete it to train afresh")
+        raise io.CheckpointError(
+            f"{path} has format {payload['format']!r}, this library writes {FORMAT!r}: delete it to train afresh"
+        )
     return payload
 
 
@@ -112,15 +146,28 @@ def check(payload: dict, fingerprint: dict, path) -> None:
     """Raise :class:`robustutils.io.CheckpointError` naming every setting in which the checkpoint's run
     differs from ``fingerprint``; return nothing when they agree."""
     saved = payload["fingerprint"]
-    differences = [f"{name}: {saved.get(name)!r} in the checkpoint, {fingerprint.get(name)!r} now"
-                   for name in sorted(set(saved) | set(fingerprint)) if saved.get(name) != fingerprint.get(name)]
+    differences = [
+        f"{name}: {saved.get(name)!r} in the checkpoint, {fingerprint.get(name)!r} now"
+        for name in sorted(set(saved) | set(fingerprint))
+        if saved.get(name) != fingerprint.get(name)
+    ]
     if differences:
-        raise io.CheckpointError(f"{path} was written by a different run ({'; '.join(differences)}): "
-                                 f"delete it, or give this run another checkpoint path, to train afresh")
+        raise io.CheckpointError(
+            f"{path} was written by a different run ({'; '.join(differences)}): "
+            f"delete it, or give this run another checkpoint path, to train afresh"
+        )
 
 
-def restore(path, *, fingerprint: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-            generators, group: Group) -> tuple[list, int] | None:
+def restore(
+    path,
+    *,
+    fingerprint: dict,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    generators,
+    group: Group,
+) -> tuple[list, int] | None:
     """Load the checkpoint at ``path`` into ``model``, ``optimizer``, ``scheduler``, this rank's
     random states and ``generators``; return ``(history so far, global step)``, or ``None`` when
     there is no file at ``path`` yet. Refuse a checkpoint whose fingerprint differs."""

@@ -26,6 +26,6 @@ def set_seed(seed: int) -> torch.Generator:
 
 
 def progress(iterable, desc: str, total: int | None = None):
-    """Return ``iterable`` wrapped in a tqdm bar written to stdout, so that it lands in a chapter's
-    output (where ``TQDM_MININTERVAL``, set by ``make book``, keeps it to a line a minute)."""
+    """Return ``iterable`` wrapped in a tqdm bar written to stdout, so that it shows in a chapter's
+    output when run by hand (``make book`` sets ``TQDM_DISABLE=1``: no bars on the rendered page)."""
     return tqdm(iterable, desc=desc, total=total, file=sys.stdout)

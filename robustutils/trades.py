@@ -10,6 +10,9 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
+from .attacks import Attack
+from .distributed import unwrap
+
 
 def kl_to_clean(model: torch.nn.Module, x_adv: torch.Tensor, clean_probs: torch.Tensor) -> torch.Tensor:
     """Return the per-example KL(p_clean || f(x_adv)) [N] in nats: the inner objective TRADES' attack maximises.
@@ -34,17 +37,26 @@ class TradesLoss:
         if not self.beta >= 0:
             raise ValueError(f"TRADES beta must be >= 0; got {self.beta!r}")
 
-    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attack) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (mean loss in nats, clean logits). ``attack`` is a PGD whose loss is replaced by
-        :func:`kl_to_clean`; with ``attack=None`` the loss is plain cross-entropy."""
+    def __call__(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, attack
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (mean loss in nats, clean logits). ``attack`` is an
+        :class:`~robustutils.attacks.Attack`, run as ``attack.with_loss(kl_to_clean)`` on the module
+        itself (inside a DDP wrapper: this rank's shard, no collectives); with ``attack=None`` the
+        loss is plain cross-entropy."""
         model.train()
         if attack is None:
             logits = model(x)
             return F.cross_entropy(logits, y), logits
+        if not isinstance(attack, Attack):
+            raise ValueError(
+                f"TRADES attacks its KL term with attack.with_loss(kl_to_clean), which needs an "
+                f"attacks.Attack such as attacks.PGD(eps=..., steps=...); got {attack!r}"
+            )
         model.eval()
         with torch.no_grad():
             clean_probs = F.softmax(model(x), dim=1)
-        x_adv = dataclasses.replace(attack, loss_fn=kl_to_clean)(model, x, clean_probs)
+        x_adv = attack.with_loss(kl_to_clean)(unwrap(model), x, clean_probs)
         model.train()
         logits, logits_adv = model(x), model(x_adv)
         robust_term = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="batchmean")

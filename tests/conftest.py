@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, settings
 from robustutils import data, models, runtime, train
 
 settings.register_profile("fast", max_examples=20, deadline=None)
-settings.register_profile("thorough", max_examples=500, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 NO_DATA = "ROBUSTUTILS_DATA is not set: point it at ../shared/data to run the loader tests"
@@ -84,7 +83,7 @@ def mnist_model(mnist_train):
     generator = runtime.set_seed(0)
     x, y = data.subset(*mnist_train, MNIST_TRAIN_SIZE, generator=generator)
     model = models.build("mnist_cnn")
-    train.fit(model, (x, y), epochs=1, batch_size=64, seed=0, progress=False)
+    train.fit(model, (x, y), epochs=1, batch_size=64, seed=0)
     return model.eval()
 
 

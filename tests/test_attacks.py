@@ -11,7 +11,8 @@ from unittest import mock
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from robustutils import attacks, evaluate, independent, models, runtime, train
 
@@ -84,11 +85,18 @@ def cases(draw, norm: str, min_eps_fraction: float = 0.0):
     return {
         "data": (draw(st.integers(0, 2**31 - 1)), draw(st.integers(1, 6)), draw(st.booleans())),
         "seed": draw(st.integers(0, 2**31 - 1)),
-        "settings": {"eps": eps, "norm": norm, "steps": draw(st.integers(1, 5)),
-                     "step_size": step_size,
-                     "restarts": draw(st.integers(1, 3)), "random_start": draw(st.booleans()),
-                     "use_best": draw(st.booleans()), "targeted": draw(st.booleans()),
-                     "loss_fn": draw(st.sampled_from([None, wiggly_loss])), "amp": draw(st.booleans())},
+        "settings": {
+            "eps": eps,
+            "norm": norm,
+            "steps": draw(st.integers(1, 5)),
+            "step_size": step_size,
+            "restarts": draw(st.integers(1, 3)),
+            "random_start": draw(st.booleans()),
+            "use_best": draw(st.booleans()),
+            "targeted": draw(st.booleans()),
+            "loss_fn": draw(st.sampled_from([None, wiggly_loss])),
+            "amp": draw(st.booleans()),
+        },
         "channels_last": draw(st.booleans()),
     }
 
@@ -100,6 +108,7 @@ def tiny_models(tiny_model):
 
 
 # --- invariants, as properties -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("norm", NORMS)
 @given(data=st.data())
@@ -131,8 +140,14 @@ def test_keep_the_best_is_what_keeps_the_start(tiny_model, norm):
     # The same attack without keep-the-best ends below the start on some of these examples (long
     # steps on a wiggly loss overshoot); with it, no example does, and none ends below the last iterate.
     x, y = images(5, 16, saturate=False)
-    settings = {"eps": EPS_MAX[norm], "norm": norm, "steps": 3, "step_size": EPS_MAX[norm],
-                "random_start": False, "loss_fn": wiggly_loss}
+    settings = {
+        "eps": EPS_MAX[norm],
+        "norm": norm,
+        "steps": 3,
+        "step_size": EPS_MAX[norm],
+        "random_start": False,
+        "loss_fn": wiggly_loss,
+    }
     start = objective(tiny_model, x, y, wiggly_loss)
     x_last = attacks.pgd(tiny_model, x, y, use_best=False, **settings)
     x_best = attacks.pgd(tiny_model, x, y, use_best=True, **settings)
@@ -162,8 +177,14 @@ def test_batched_restarts_are_never_weaker_than_one(tiny_model, norm, data, rest
 def test_targeted_pgd_lowers_the_target_class_loss(tiny_model, norm, data):
     # With keep-the-best (the default): without it, steps longer than eps can end above the start.
     case = data.draw(cases(norm, min_eps_fraction=0.1))
-    settings = {**case["settings"], "targeted": True, "use_best": True, "loss_fn": None, "amp": False,
-                "steps": max(3, case["settings"]["steps"])}
+    settings = {
+        **case["settings"],
+        "targeted": True,
+        "use_best": True,
+        "loss_fn": None,
+        "amp": False,
+        "steps": max(3, case["settings"]["steps"]),
+    }
     x, _ = images(*case["data"])
     target = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(case["seed"]))
     runtime.set_seed(case["seed"])
@@ -172,8 +193,7 @@ def test_targeted_pgd_lowers_the_target_class_loss(tiny_model, norm, data):
 
 
 @pytest.mark.parametrize("norm", NORMS)
-@given(seed=st.integers(0, 2**31 - 1), eps=st.floats(0.0, 5.0), scale=st.floats(1e-3, 1e3),
-       n=st.integers(1, 4))
+@given(seed=st.integers(0, 2**31 - 1), eps=st.floats(0.0, 5.0), scale=st.floats(1e-3, 1e3), n=st.integers(1, 4))
 def test_projections_are_idempotent_and_land_in_the_ball(norm, seed, eps, scale, n):
     ball = attacks.threat(norm)
     delta = scale * torch.randn(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
@@ -191,6 +211,7 @@ def test_zero_eps_returns_the_input_exactly(tiny_model, norm):
 
 
 # --- bookkeeping: model mode, gradients, custom losses, reproducibility --------------------
+
 
 @pytest.mark.parametrize("training", [True, False], ids=["train-mode", "eval-mode"])
 @pytest.mark.parametrize("norm", NORMS)
@@ -237,8 +258,9 @@ def test_custom_loss_on_the_representation_is_the_one_minimised(tiny_model, norm
     with torch.no_grad():
         target = tiny_model.representation(source)
     eps = {"linf": 0.3, "l2": 3.0}[norm]
-    x_adv = attacks.pgd(tiny_model, x, target, eps=eps, norm=norm, steps=10, targeted=True,
-                        random_start=False, loss_fn=feature_distance)
+    x_adv = attacks.pgd(
+        tiny_model, x, target, eps=eps, norm=norm, steps=10, targeted=True, random_start=False, loss_fn=feature_distance
+    )
     with torch.no_grad():
         before, after = feature_distance(tiny_model, x, target), feature_distance(tiny_model, x_adv, target)
     assert (after < before).all()
@@ -253,8 +275,7 @@ def test_custom_loss_replaces_the_default(tiny_model, norm):
 
     x, y = images(3, 5, saturate=False)
     eps = {"linf": 0.2, "l2": 2.0}[norm]
-    x_adv = attacks.pgd(tiny_model, x, y, eps=eps, norm=norm, steps=5, random_start=False,
-                        loss_fn=minus_cross_entropy)
+    x_adv = attacks.pgd(tiny_model, x, y, eps=eps, norm=norm, steps=5, random_start=False, loss_fn=minus_cross_entropy)
     assert (objective(tiny_model, x_adv, y) < objective(tiny_model, x, y)).all()
 
 
@@ -283,6 +304,34 @@ def test_pgd_object_records_its_settings_and_scales():
     assert settings["step_size"] == pytest.approx(2.5 * 0.3 / 10) and settings["loss_fn"] == "cross_entropy"
     half = attacks.PGD(eps=0.3, step_size=0.01).scaled(0.5)
     assert half.eps == pytest.approx(0.15) and half.step_size == pytest.approx(0.005)
+
+
+def test_pgd_is_a_scalable_attack_and_with_loss_changes_only_the_loss(tiny_model):
+    attack = attacks.PGD(eps=0.3, steps=4, restarts=2)
+    assert isinstance(attack, attacks.Attack) and isinstance(attack, attacks.ScalableAttack)
+    assert not isinstance(lambda model, x, y: x, attacks.Attack)
+    swapped = attack.with_loss(wiggly_loss)
+    assert swapped.loss_fn is wiggly_loss and attack.loss_fn is None
+    assert {k: v for k, v in swapped.settings().items() if k != "loss_fn"} == {
+        k: v for k, v in attack.settings().items() if k != "loss_fn"
+    }
+    assert swapped.settings()["loss_fn"] == "wiggly_loss"
+    x, y = images(0, 4, saturate=False)
+    runtime.set_seed(1)
+    by_method = swapped(tiny_model, x, y)
+    runtime.set_seed(1)
+    assert torch.equal(by_method, attacks.pgd(tiny_model, x, y, eps=0.3, steps=4, restarts=2, loss_fn=wiggly_loss))
+
+
+def test_step_size_is_the_one_conversion_of_a_step_rule_to_pixel_units():
+    assert attacks.step_size(0.3, 40) == 2.5 * 0.3 / 40 == attacks.PGD(eps=0.3, steps=40).settings()["step_size"]
+    assert attacks.step_size(8 / 255, 1, 1.25) == 1.25 * 8 / 255
+    assert attacks.resolved_step_size(0.3, 40, None) == attacks.step_size(0.3, 40)
+    assert attacks.resolved_step_size(0.3, 40, 0.01) == 0.01
+    with pytest.raises(ValueError, match=r"a step factor multiplies eps and must be a finite number >= 0"):
+        attacks.step_size(0.3, 10, -1.0)
+    with pytest.raises(ValueError, match=r"steps must be an integer >= 1"):
+        attacks.step_size(0.3, 0)
 
 
 # --- bad settings and inputs get a clear error --------------------------------------------
@@ -335,6 +384,7 @@ def test_label_batch_size_mismatch_is_refused(tiny_model):
 
 # --- on a model trained on real MNIST digits -----------------------------------------------
 
+
 def test_session_model_is_accurate_on_real_test_digits(mnist_model, mnist_eval):
     assert evaluate.evaluate(mnist_model, *mnist_eval)["clean_acc"] > 0.8
 
@@ -357,6 +407,7 @@ def test_fgsm_is_no_stronger_than_pgd(mnist_model, mnist_eval, norm, eps):
 
 def test_numpy_numbers_are_accepted_as_settings(tiny_model):
     import numpy as np
+
     x, y = images(0, 2, saturate=False)
     x_adv = attacks.pgd(tiny_model, x, y, eps=np.float32(0.1), steps=np.int64(2))
     assert (x_adv - x).abs().max() <= 0.1 + 1e-6
@@ -379,6 +430,7 @@ def test_bf16_autocast_keeps_the_attack_as_strong(mnist_model, mnist_eval, norm,
 
 
 # --- success first: the returned batch fools the model wherever any restart or iterate did ---
+
 
 def union_and_kept(model, x, y, restarts, **settings):
     """Return (success of the batch PGD returns, success of at least one of its restarts): the same
@@ -438,7 +490,7 @@ def briefly_trained_mlp(mnist_train):
     x, y = mnist_train
     runtime.set_seed(0)
     model = models.build("mlp")
-    train.fit(model, (x[:2000], y[:2000]), epochs=2, seed=0, progress=False)
+    train.fit(model, (x[:2000], y[:2000]), epochs=2, seed=0)
     return model.eval()
 
 
@@ -451,9 +503,14 @@ def test_restarts_on_real_mnist_fool_exactly_the_union(briefly_trained_mlp, mnis
     labels = (y + 1) % 10 if targeted else y
     for seed in (0, 3, 7):
         runtime.set_seed(seed)
-        hit_kept, hit_union = union_and_kept(briefly_trained_mlp, x, labels, 5, eps=eps, steps=5, norm=norm,
-                                             targeted=targeted)
-        assert hit_kept.sum() == hit_union.sum() and torch.equal(hit_kept, hit_union), (seed, hit_kept.sum(), hit_union.sum())
+        hit_kept, hit_union = union_and_kept(
+            briefly_trained_mlp, x, labels, 5, eps=eps, steps=5, norm=norm, targeted=targeted
+        )
+        assert hit_kept.sum() == hit_union.sum() and torch.equal(hit_kept, hit_union), (
+            seed,
+            hit_kept.sum(),
+            hit_union.sum(),
+        )
         assert hit_union.any()
 
 
@@ -471,11 +528,15 @@ def test_robust_accuracy_counts_an_example_fooled_by_any_restart(briefly_trained
 
 # --- eps in 0-255 units, as properties -------------------------------------------------------
 
+
 @given(eps=st.floats(1.0, 1e4, exclude_min=True), which=st.sampled_from(["eps", "step_size"]))
 def test_linf_radius_or_step_above_one_is_refused_with_the_255_fix(tiny_model, eps, which):
     settings = {"eps": 0.1, which: eps}
-    message = (re.escape(f"l_inf {which}={eps:g} is above 1: ") + ".*"
-               + re.escape(f"did you mean {which}={eps:g}/255 = {eps / 255:.4f}?"))
+    message = (
+        re.escape(f"l_inf {which}={eps:g} is above 1: ")
+        + ".*"
+        + re.escape(f"did you mean {which}={eps:g}/255 = {eps / 255:.4f}?")
+    )
     x, y = images(0, 2, saturate=False)
     with pytest.raises(ValueError, match=message):
         attacks.PGD(**settings)
@@ -490,8 +551,11 @@ def test_linf_radius_or_step_above_one_is_refused_with_the_255_fix(tiny_model, e
             evaluate.eps_sweep(tiny_model, x, y, [8 / 255, eps], norm="linf", steps=1)
 
 
-@given(shape=st.tuples(st.sampled_from([1, 3]), st.integers(1, 12), st.integers(1, 12)),
-       factor=st.floats(1.001, 100.0), which=st.sampled_from(["eps", "step_size"]))
+@given(
+    shape=st.tuples(st.sampled_from([1, 3]), st.integers(1, 12), st.integers(1, 12)),
+    factor=st.floats(1.001, 100.0),
+    which=st.sampled_from(["eps", "step_size"]),
+)
 def test_l2_radius_or_step_beyond_the_box_diameter_is_refused(shape, factor, which):
     # Any input size: the diameter of [0, 1]^D is sqrt(D); a radius or step beyond it is refused,
     # one at most the diameter is accepted (the book uses eps 40 on 224-px ImageNet images).
@@ -513,22 +577,34 @@ def test_large_l2_eps_on_imagenet_sized_inputs_is_accepted():
 
 # --- inputs outside [0, 1] and labels not shaped [N], as properties ---------------------------
 
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 6),
-       bad=st.one_of(st.floats(1.0, 1e6, exclude_min=True, width=32), st.floats(-1e6, 0.0, exclude_max=True, width=32),
-                     st.sampled_from([math.nan, math.inf, -math.inf])))
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 6),
+    bad=st.one_of(
+        st.floats(1.0, 1e6, exclude_min=True, width=32),
+        st.floats(-1e6, 0.0, exclude_max=True, width=32),
+        st.sampled_from([math.nan, math.inf, -math.inf]),
+    ),
+)
 def test_any_pixel_outside_the_unit_box_is_refused_everywhere(tiny_model, seed, n, bad):
     x, y = images(seed, n, saturate=True)
     g = torch.Generator().manual_seed(seed)
     x.view(-1)[torch.randint(0, x.numel(), (1,), generator=g)] = bad  # one bad pixel anywhere
     message = r"inputs must lie in \[0,1\]"
-    for call in (lambda: attacks.pgd(tiny_model, x, y, eps=0.1, steps=1), lambda: evaluate.predict(tiny_model, x),
-                 lambda: evaluate.evaluate(tiny_model, x, y), lambda: attacks.check_inputs(x)):
+    for call in (
+        lambda: attacks.pgd(tiny_model, x, y, eps=0.1, steps=1),
+        lambda: evaluate.predict(tiny_model, x),
+        lambda: evaluate.evaluate(tiny_model, x, y),
+        lambda: attacks.check_inputs(x),
+    ):
         with pytest.raises(ValueError, match=message):
             call()
 
 
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 6),
-       dtype=st.sampled_from([torch.uint8, torch.int32, torch.int64]))
+@given(
+    seed=st.integers(0, 2**31 - 1), n=st.integers(1, 6), dtype=st.sampled_from([torch.uint8, torch.int32, torch.int64])
+)
 def test_integer_images_are_refused_with_the_conversion(tiny_model, seed, n, dtype):
     x, y = images(seed, n, saturate=True)
     x_int = (x * 255).to(dtype)
@@ -555,11 +631,13 @@ def test_labels_not_a_vector_of_class_indices_are_refused_with_the_fix(tiny_mode
     make_bad, message = BAD_LABELS[kind]
     x, y = images(seed, n, saturate=False)
     bad = make_bad(y)
-    calls = {"pgd": lambda: attacks.pgd(tiny_model, x, bad, eps=0.1, steps=1),
-             "fgsm": lambda: attacks.fgsm(tiny_model, x, bad, eps=0.1),
-             "targeted pgd": lambda: attacks.pgd(tiny_model, x, bad, eps=0.1, steps=1, targeted=True),
-             "evaluate": lambda: evaluate.evaluate(tiny_model, x, bad)}
-    for name, call in calls.items():
+    calls = {
+        "pgd": lambda: attacks.pgd(tiny_model, x, bad, eps=0.1, steps=1),
+        "fgsm": lambda: attacks.fgsm(tiny_model, x, bad, eps=0.1),
+        "targeted pgd": lambda: attacks.pgd(tiny_model, x, bad, eps=0.1, steps=1, targeted=True),
+        "evaluate": lambda: evaluate.evaluate(tiny_model, x, bad),
+    }
+    for call in calls.values():
         with pytest.raises(ValueError, match=message):
             call()
 

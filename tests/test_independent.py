@@ -1,5 +1,7 @@
 """The independent attack (torchattacks' APGD) and the side-by-side comparison of attacks."""
 
+import json
+
 import pytest
 import torch
 
@@ -43,6 +45,26 @@ def test_suite_names_our_pgd_and_both_apgd_losses():
     assert all(a.eps == 0.3 and a.norm == "linf" for a in suite.values())
 
 
+def test_apgd_is_an_attack_whose_settings_are_plain_and_which_keeps_its_own_loss():
+    apgd = independent.APGD(eps=0.1, steps=20, restarts=2, loss="dlr")
+    assert isinstance(apgd, attacks.Attack) and not isinstance(apgd, attacks.ScalableAttack)
+    settings = apgd.settings()
+    assert json.loads(json.dumps(settings)) == settings
+    assert (settings["eps"], settings["restarts"], settings["attack"]) == (0.1, 2, "apgd-dlr (torchattacks)")
+    with pytest.raises(
+        NotImplementedError,
+        match=r"only its own 'ce' or 'dlr' loss.*attacks\.PGD\(eps=0\.1, "
+        r"norm='linf', \.\.\.\)\.with_loss\(loss_fn\)",
+    ):
+        apgd.with_loss(attacks.cross_entropy)
+
+
+def test_suite_steps_follow_the_one_step_size_rule():
+    assert independent.suite(0.3, "linf", 40, 10)["pgd-40"].settings()["step_size"] == attacks.step_size(0.3, 40)
+    factored = independent.suite(0.3, "linf", 40, 10, pgd_step_factor=0.25)["pgd-40"]
+    assert factored.step_size == attacks.step_size(0.3, 40, 0.25) == 0.25 * 0.3
+
+
 def test_suite_names_restarted_pgd_by_its_restarts():
     suite = independent.suite(0.3, "linf", pgd_steps=100, apgd_steps=10, pgd_restarts=20)
     assert list(suite)[0] == independent.pgd_key(100, 20) == "pgd-100x20" and suite["pgd-100x20"].restarts == 20
@@ -75,8 +97,10 @@ def test_apgd_beats_a_deliberately_crippled_pgd(mnist_model, mnist_eval):
 
 # --- APGD-DLR needs three classes; APGD leaves the caller's random state alone -------------
 
+
 def two_class_model():
     from robustutils import models, runtime
+
     runtime.set_seed(0)
     return models.build("mnist_cnn", channels=(4, 8), hidden=32, num_classes=2).eval()
 
@@ -142,9 +166,16 @@ def test_pgd_random_starts_differ_across_batches_after_apgd_in_compare(mnist_mod
 
 def test_training_random_starts_differ_across_epochs_with_an_apgd_eval_attack(mnist_eval):
     from robustutils import models, train
+
     x, y = mnist_eval[0][:32], mnist_eval[1][:32]
     probe = RandomProbe()
     model = models.build("mnist_cnn", channels=(4, 8), hidden=32)
-    train.fit(model, (x, y), epochs=3, batch_size=32, attack=probe, test_data=(x[:8], y[:8]),
-              eval_attack=independent.APGD(eps=0.1, steps=2), progress=False)
+    train.fit(
+        model,
+        (x, y),
+        epochs=3,
+        batch_size=32,
+        attack=probe,
+        callbacks=[train.Monitor(x[:8], y[:8], attack=independent.APGD(eps=0.1, steps=2))],
+    )
     assert len(probe.draws) == 3 and len({tuple(d.tolist()) for d in probe.draws}) == 3

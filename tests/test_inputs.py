@@ -23,15 +23,20 @@ def entry_points(model, attack):
         "compare": lambda x, y: evaluate.compare(model, x, y, {"pgd": attack}),
         "cascade": lambda x, y: evaluate.cascade(model, x, y, {"pgd": attack}),
         "eps_sweep": lambda x, y: evaluate.eps_sweep(model, x, y, [0.0, 0.1], norm="linf", steps=1),
-        "attack_strength": lambda x, y: evaluate.attack_strength(model, x, y, eps=0.1, norm="linf", steps=[1],
-                                                                 restarts=[1]),
+        "attack_strength": lambda x, y: evaluate.attack_strength(
+            model, x, y, eps=0.1, norm="linf", steps=[1], restarts=[1]
+        ),
         "pgd": lambda x, y: attacks.pgd(model, x, y, eps=0.1, steps=1),
         "fgsm": lambda x, y: attacks.fgsm(model, x, y, eps=0.1),
         "APGD": lambda x, y: independent.APGD(eps=0.1, steps=2)(model, x, y),
         "train_step": lambda x, y: train.train_step(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), x, y),
-        "fit": lambda x, y: train.fit(models.build("mlp", hidden=(8,)), (x, y), epochs=1, progress=False),
-        "fit test_data": lambda x, y: train.fit(models.build("mlp", hidden=(8,)), (x.clamp(0, 1).float(), y.view(-1).long()),
-                                                epochs=1, test_data=(x, y), progress=False),
+        "fit": lambda x, y: train.fit(models.build("mlp", hidden=(8,)), (x, y), epochs=1),
+        "fit Monitor": lambda x, y: train.fit(
+            models.build("mlp", hidden=(8,)),
+            (x.clamp(0, 1).float(), y.view(-1).long()),
+            epochs=1,
+            callbacks=[train.Monitor(x, y)],
+        ),
     }
 
 
@@ -41,7 +46,8 @@ CALLS = list(entry_points(None, None))
 @pytest.mark.parametrize("call", CALLS)
 def test_labels_shaped_n_by_1_are_refused_everywhere(mnist_model, digits, call):
     x, y = digits
-    with pytest.raises(ValueError, match=r"1-D integer tensor \[N\] of class indices; got shape \(32, 1\): use y\.view\(-1\)"):
+    message = r"1-D integer tensor \[N\] of class indices; got shape \(32, 1\): use y\.view\(-1\)"
+    with pytest.raises(ValueError, match=message):
         entry_points(mnist_model, attacks.PGD(eps=0.1, steps=1))[call](x, y.view(-1, 1))
 
 
@@ -55,11 +61,15 @@ def test_the_right_clean_accuracy_is_that_of_the_label_vector(mnist_model, digit
 
 
 @pytest.mark.parametrize("call", CALLS)
-@pytest.mark.parametrize("bad, message", [
-    (lambda x: x * 255, r"inputs must lie in \[0,1\].*got values in \[0, 255\] \(0\.\.255\? divide by 255\)"),
-    (lambda x: x.index_put((torch.tensor(0),), torch.tensor(float("nan"))), r"inputs must lie in \[0,1\]"),
-    (lambda x: (x * 255).round().to(torch.uint8), r"inputs are uint8.*convert with x\.float\(\) / 255"),
-], ids=["0..255", "nan", "uint8"])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda x: x * 255, r"inputs must lie in \[0,1\].*got values in \[0, 255\] \(0\.\.255\? divide by 255\)"),
+        (lambda x: x.index_put((torch.tensor(0),), torch.tensor(float("nan"))), r"inputs must lie in \[0,1\]"),
+        (lambda x: (x * 255).round().to(torch.uint8), r"inputs are uint8.*convert with x\.float\(\) / 255"),
+    ],
+    ids=["0..255", "nan", "uint8"],
+)
 def test_images_outside_the_unit_box_or_uint8_are_refused_everywhere(mnist_model, digits, call, bad, message):
     x, y = digits
     with pytest.raises(ValueError, match=message):
@@ -75,12 +85,16 @@ def test_clean_accuracy_of_the_real_inputs_is_the_right_value(mnist_model, mnist
     assert torch.equal(evaluate.predict(mnist_model, x).cpu(), mnist_model(x).argmax(1))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: attacks.PGD(eps=8),
-    lambda: attacks.PGD(eps=8, norm="linf", steps=10, restarts=2),
-    lambda: independent.APGD(eps=8),
-    lambda: independent.suite(8, "linf", 10, 10),
-], ids=["PGD", "PGD-restarts", "APGD", "suite"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: attacks.PGD(eps=8),
+        lambda: attacks.PGD(eps=8, norm="linf", steps=10, restarts=2),
+        lambda: independent.APGD(eps=8),
+        lambda: independent.suite(8, "linf", 10, 10),
+    ],
+    ids=["PGD", "PGD-restarts", "APGD", "suite"],
+)
 def test_linf_eps_in_0_255_units_is_refused_with_eps_over_255(make):
     with pytest.raises(ValueError, match=r"l_inf eps=8 is above 1: .*did you mean eps=8/255 = 0\.0314\?"):
         make()
@@ -114,22 +128,26 @@ def test_fit_checks_its_data_before_training(digits):
     model = models.build("mlp", hidden=(8,))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"use y\.view\(-1\)"):
-        train.fit(model, (x, y), epochs=1, test_data=(x, y.view(-1, 1)), progress=False)
+        train.fit(model, (x, y), epochs=1, callbacks=[train.Monitor(x, y.view(-1, 1))])
     with pytest.raises(ValueError, match=r"got a list: use tuple\(train_data\)"):
-        train.fit(model, [x, y], epochs=1, progress=False)
+        train.fit(model, [x, y], epochs=1)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items()), "refused before any step"
     runtime.set_seed(0)
-    history = train.fit(model, (x, y), epochs=1, test_data=(x, y), progress=False)
+    history = train.fit(model, (x, y), epochs=1, callbacks=[train.Monitor(x, y)])
     assert 0 <= history[0]["test_clean_acc"] <= 1
 
 
 # --- what only the model can tell: dtype, layout, number of classes ----------------------------
 
+
 @pytest.mark.parametrize("call", CALLS)
 def test_images_of_another_dtype_than_the_model_are_refused_everywhere(mnist_model, digits, call):
     x, y = digits
-    with pytest.raises(ValueError, match=r"inputs are torch.float64 but the model's weights are torch.float32: "
-                                         r"convert with x.to\(torch.float32\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"inputs are torch.float64 but the model's weights are torch.float32: "
+        r"convert with x.to\(torch.float32\)",
+    ):
         entry_points(mnist_model, attacks.PGD(eps=0.1, steps=1))[call](x.double(), y)
 
 
@@ -150,11 +168,15 @@ def test_labels_beyond_the_models_classes_are_refused(mnist_model, digits, call)
         entry_points(mnist_model, attacks.PGD(eps=0.1, steps=1))[call](x, y)
 
 
-@pytest.mark.parametrize("layout, shape, hint", [
-    (lambda x: x.permute(0, 2, 3, 1), r"\(32, 28, 28, 1\)", r"channels-last .* use x.permute\(0, 3, 1, 2\)"),
-    (lambda x: x[:, 0], r"\(32, 28, 28\)", r"no channel axis: use x.unsqueeze\(1\)"),
-], ids=["channels-last", "no-channel"])
-@pytest.mark.parametrize("call", [c for c in CALLS if c not in ("train_step", "fit", "fit test_data")])
+@pytest.mark.parametrize(
+    "layout, shape, hint",
+    [
+        (lambda x: x.permute(0, 2, 3, 1), r"\(32, 28, 28, 1\)", r"channels-last .* use x.permute\(0, 3, 1, 2\)"),
+        (lambda x: x[:, 0], r"\(32, 28, 28\)", r"no channel axis: use x.unsqueeze\(1\)"),
+    ],
+    ids=["channels-last", "no-channel"],
+)
+@pytest.mark.parametrize("call", [c for c in CALLS if c not in ("train_step", "fit", "fit Monitor")])
 def test_images_the_model_cannot_read_are_refused_with_the_layout_fix(mnist_model, digits, call, layout, shape, hint):
     x, y = digits
     expected = rf"the model cannot read inputs shaped {shape}.*{hint}"
@@ -176,8 +198,9 @@ def test_a_batch_size_below_one_or_fractional_is_refused(mnist_model, digits, ca
         "compare": lambda: evaluate.compare(mnist_model, x, y, {"pgd": pgd}, batch_size=batch_size),
         "cascade": lambda: evaluate.cascade(mnist_model, x, y, {"pgd": pgd}, batch_size=batch_size),
         "eps_sweep": lambda: evaluate.eps_sweep(mnist_model, x, y, [0.1], norm="linf", steps=1, batch_size=batch_size),
-        "attack_strength": lambda: evaluate.attack_strength(mnist_model, x, y, eps=0.1, norm="linf", steps=[1],
-                                                           restarts=[1], batch_size=batch_size),
+        "attack_strength": lambda: evaluate.attack_strength(
+            mnist_model, x, y, eps=0.1, norm="linf", steps=[1], restarts=[1], batch_size=batch_size
+        ),
     }
     with pytest.raises(ValueError, match=rf"batch_size must be an integer >= 1 .*; got {batch_size}"):
         calls[call]()

@@ -59,11 +59,17 @@ def without_times(history: list[dict]) -> list[dict]:
 
 # Every state the next epoch depends on: random starts and the eps ramp (global step), a monitor
 # whose eval attack draws random starts too, the one-cycle schedule, Adam's moments.
-SETTINGS = {"epochs": 3, "batch_size": 16, "attack": attacks.PGD(eps=0.1, steps=2), "eps_ramp": 0.5, "lr": 1e-2,
-            "test_data": random_digits(8, seed=1), "progress": False}
+SETTINGS = {"epochs": 3, "batch_size": 16, "attack": attacks.PGD(eps=0.1, steps=2), "eps_ramp": 0.5, "lr": 1e-2}
+MONITOR = train.Monitor(*random_digits(8, seed=1))
+
+
+def resumable(path, monitor: bool = True) -> list:
+    """The callbacks of a resumable run writing ``path``, monitored on 8 digits unless ``monitor`` is False."""
+    return [MONITOR, train.Checkpoint(path)] if monitor else [train.Checkpoint(path)]
 
 
 # --- in one process ----------------------------------------------------------------------------
+
 
 def test_fit_writes_one_complete_checkpoint_per_epoch_and_no_temporary_file(tmp_path, make_tiny_model):
     path = tmp_path / "run" / "checkpoint.pt"
@@ -74,8 +80,14 @@ def test_fit_writes_one_complete_checkpoint_per_epoch_and_no_temporary_file(tmp_
         on_disk.append((epoch, sorted(p.name for p in path.parent.iterdir()) if path.parent.exists() else []))
         return train.madry_loss(model, x, y, attack)
 
-    history = train.fit(make_tiny_model(), random_digits(32), epochs=3, batch_size=16, loss=observing_loss,
-                        checkpoint=path, progress=False)
+    history = train.fit(
+        make_tiny_model(),
+        random_digits(32),
+        epochs=3,
+        batch_size=16,
+        loss=observing_loss,
+        callbacks=[train.Checkpoint(path)],
+    )
     assert [epoch for epoch, _ in on_disk] == [0, 0, 1, 1, 2, 2]  # two steps per epoch
     assert all(names in ([], ["checkpoint.pt"]) for _, names in on_disk)
     assert sorted(os.listdir(path.parent)) == ["checkpoint.pt"]
@@ -89,15 +101,15 @@ def test_an_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
     data = random_digits(48)  # three steps per epoch
     settings = {**SETTINGS, "augment": augment}  # crop-flip draws from the shuffling generator too
     whole = make_tiny_model(seed=4)
-    expected = train.fit(whole, data, loss=CountingLoss(), checkpoint=tmp_path / "whole.pt", **settings)
+    expected = train.fit(whole, data, loss=CountingLoss(), callbacks=resumable(tmp_path / "whole.pt"), **settings)
 
     cut = tmp_path / "cut.pt"
     with pytest.raises(Interrupted):
-        train.fit(make_tiny_model(seed=4), data, loss=CountingLoss(stop_at=5), checkpoint=cut, **settings)
+        train.fit(make_tiny_model(seed=4), data, loss=CountingLoss(stop_at=5), callbacks=resumable(cut), **settings)
     assert resume.read(cut)["epoch"] == 1 and resume.read(cut)["fingerprint"]["augment"] == augment
     torch.rand(100)  # the global RNG moves on, as it would in a new process; the checkpoint must override it
     resumed, loss = make_tiny_model(seed=4), CountingLoss()
-    history = train.fit(resumed, data, loss=loss, checkpoint=cut, **settings)
+    history = train.fit(resumed, data, loss=loss, callbacks=resumable(cut), **settings)
     assert loss.calls == 6, "only epochs 2 and 3 are trained again"
     assert weights_equal(resumed, whole)
     assert without_times(history) == without_times(expected) and history[0] == resume.read(cut)["history"][0]
@@ -106,36 +118,56 @@ def test_an_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
 def test_a_checkpoint_that_covers_every_epoch_loads_without_training(tmp_path, make_tiny_model):
     data, path = random_digits(32), tmp_path / "checkpoint.pt"
     trained = make_tiny_model()
-    history = train.fit(trained, data, loss=CountingLoss(), checkpoint=path, **SETTINGS)
+    history = train.fit(trained, data, loss=CountingLoss(), callbacks=resumable(path), **SETTINGS)
     again, loss = make_tiny_model(), CountingLoss()
-    assert train.fit(again, data, loss=loss, checkpoint=path, **SETTINGS) == history
+    assert train.fit(again, data, loss=loss, callbacks=resumable(path), **SETTINGS) == history
     assert loss.calls == 0 and weights_equal(again, trained)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"epochs": 2}, r"epochs: 1 in the checkpoint, 2 now"),
-    ({"lr": 2e-2}, r"lr: 0\.01 in the checkpoint, 0\.02 now"),
-    ({"batch_size": 8}, r"batch_size: 16 in the checkpoint, 8 now.*steps_per_epoch: 2 in the checkpoint, 4 now"),
-    ({"attack": attacks.PGD(eps=0.2, steps=2)}, r"attack: .*'eps': 0\.1.* in the checkpoint, .*'eps': 0\.2"),
-    ({"data_seed": 1}, r"labels: '[0-9a-f]{16}' in the checkpoint, '[0-9a-f]{16}' now"),
-    ({"augment": "crop-flip"}, r"augment: None in the checkpoint, 'crop-flip' now"),
-], ids=["epochs", "lr", "batch_size", "attack", "data", "augment"])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"epochs": 2}, r"epochs: 1 in the checkpoint, 2 now"),
+        ({"lr": 2e-2}, r"lr: 0\.01 in the checkpoint, 0\.02 now"),
+        ({"batch_size": 8}, r"batch_size: 16 in the checkpoint, 8 now.*steps_per_epoch: 2 in the checkpoint, 4 now"),
+        ({"attack": attacks.PGD(eps=0.2, steps=2)}, r"attack: .*'eps': 0\.1.* in the checkpoint, .*'eps': 0\.2"),
+        ({"data_seed": 1}, r"labels: '[0-9a-f]{16}' in the checkpoint, '[0-9a-f]{16}' now"),
+        ({"augment": "crop-flip"}, r"augment: None in the checkpoint, 'crop-flip' now"),
+    ],
+    ids=["epochs", "lr", "batch_size", "attack", "data", "augment"],
+)
 def test_a_checkpoint_of_another_run_is_refused_with_what_differs(tmp_path, make_tiny_model, change, message):
     path = tmp_path / "checkpoint.pt"
-    settings = {**SETTINGS, "epochs": 1, "test_data": None}
-    train.fit(make_tiny_model(), random_digits(32), checkpoint=path, **settings)
+    settings = {**SETTINGS, "epochs": 1}
+    train.fit(make_tiny_model(), random_digits(32), callbacks=resumable(path, monitor=False), **settings)
     before = path.read_bytes()
     change = dict(change)
     data = random_digits(32, seed=change.pop("data_seed", 0))
     with pytest.raises(io.CheckpointError, match=rf"was written by a different run \(.*{message}.*delete it"):
-        train.fit(make_tiny_model(), data, checkpoint=path, **{**settings, **change})
+        train.fit(make_tiny_model(), data, callbacks=resumable(path, monitor=False), **{**settings, **change})
     assert path.read_bytes() == before, "a refused checkpoint is left as it was"
+
+
+def test_a_checkpoint_remembers_the_monitor_and_says_it_resumes_only_with_progress(tmp_path, make_tiny_model, capsys):
+    path, data = tmp_path / "checkpoint.pt", random_digits(32)
+    settings = {**SETTINGS, "epochs": 1}
+    train.fit(make_tiny_model(), data, callbacks=resumable(path), **settings)
+    stronger = train.Monitor(MONITOR.x, MONITOR.y, attack=attacks.PGD(eps=0.2, steps=2))
+    with pytest.raises(io.CheckpointError, match=r"eval_attack: .*'eps': 0\.1.* in the checkpoint, .*'eps': 0\.2"):
+        train.fit(make_tiny_model(), data, callbacks=[stronger, train.Checkpoint(path)], **settings)
+    with pytest.raises(io.CheckpointError, match=r"test_examples: 8 in the checkpoint, None now"):
+        train.fit(make_tiny_model(), data, callbacks=[train.Checkpoint(path)], **settings)
+    capsys.readouterr()
+    train.fit(make_tiny_model(), data, callbacks=resumable(path), **settings)
+    assert "resuming" not in capsys.readouterr().out
+    train.fit(make_tiny_model(), data, callbacks=[train.Progress(), *resumable(path)], **settings)
+    assert capsys.readouterr().out == f"resuming from {path} after epoch 1/1\n"
 
 
 def test_a_file_that_is_not_a_training_checkpoint_is_refused(tmp_path, make_tiny_model):
     model_file = io.save(make_tiny_model(), tmp_path / "model.pt")
     with pytest.raises(io.CheckpointError, match=r"is not a robustutils training checkpoint"):
-        train.fit(make_tiny_model(), random_digits(16), epochs=1, checkpoint=model_file, progress=False)
+        train.fit(make_tiny_model(), random_digits(16), epochs=1, callbacks=[train.Checkpoint(model_file)])
 
 
 # --- a process killed with SIGKILL ---------------------------------------------------------------
@@ -158,11 +190,12 @@ progress = true
 
 
 def start(config, data_dir, log):
-    """Start ``python -m robustutils.train --config config`` on one thread (the same in every run,
+    """Start ``python -m robustutils train config`` on one thread (the same in every run,
     so that the float arithmetic is the same), its output going to ``log``."""
     env = {**os.environ, "ROBUSTUTILS_DATA": str(data_dir), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "robustutils.train", "--config", str(config)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "robustutils", "train", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def first_checkpoint_epoch(path, process, timeout_s: float = 90) -> int:
@@ -206,12 +239,12 @@ def test_a_process_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, data_d
 
 def test_a_checkpoint_written_before_augment_existed_still_resumes(tmp_path, make_tiny_model):
     path = tmp_path / "checkpoint.pt"
-    settings = {**SETTINGS, "epochs": 2, "test_data": None}
+    settings = {**SETTINGS, "epochs": 2, "callbacks": resumable(path, monitor=False)}
     with pytest.raises(Interrupted):
-        train.fit(make_tiny_model(), random_digits(32), loss=CountingLoss(stop_at=3), checkpoint=path, **settings)
+        train.fit(make_tiny_model(), random_digits(32), loss=CountingLoss(stop_at=3), **settings)
     payload = resume.read(path)
     del payload["fingerprint"]["augment"]  # as the library wrote it before the setting existed
     torch.save(payload, path)
     loss = CountingLoss()
-    train.fit(make_tiny_model(), random_digits(32), loss=loss, checkpoint=path, **settings)
+    train.fit(make_tiny_model(), random_digits(32), loss=loss, **settings)
     assert loss.calls == 2, "epoch 2 only: the older checkpoint was accepted"
