@@ -1,7 +1,7 @@
 # robustbook: two commands do everything on a fresh machine.
 #   make book   execute every chapter with papermill at the `ci` profile, then build the HTML
 #               book with jupyter-book (warnings are errors). The HTML lands in _build/html.
-#   make test   unit tests, plus every chapter executed under nbval at the `smoke` profile and at
+#   make test   ruff (make lint), unit tests, plus every chapter executed under nbval at the `smoke` profile and at
 #               `colab-smoke` and `full-smoke` (the colab and full code paths at smoke sizes).
 #   make browser  after make book: open every page of the built book in headless Chromium and check
 #               it as a reader sees it (tests/browser_check.py); screenshots land in _build/screenshots.
@@ -22,9 +22,6 @@ KERNEL := robustbook
 
 export ROBUSTUTILS_DATA ?= $(CURDIR)/data
 export ROBUSTUTILS_CACHE ?= $(CURDIR)/.cache/robustutils
-# Progress bars inside executed chapters: at most one line a minute in the rendered book.
-export TQDM_MININTERVAL ?= 60
-
 # Every package make installs, at exact versions (one lock for Linux, macOS and Windows, Python
 # 3.11+): the book a reader rebuilds is the book CI built. `make lock` refreshes both files.
 LOCK := .ci/requirements.lock
@@ -38,7 +35,7 @@ BENCH ?=
 # The browser check serves MathJax from here in place of its CDN (the machine is offline).
 BROWSER_CACHE := .cache/browser
 
-.PHONY: install lock book chapters html test browser bench clean
+.PHONY: install lock book chapters html test lint browser bench clean
 
 # --isolated and PIP_CONFIG_FILE=/dev/null: no pip configuration of the machine applies (a
 # machine-wide folder of CPU-only torch wheels breaks torchvision, and a machine-wide constraint
@@ -69,14 +66,17 @@ lock:
 
 book: chapters html
 
-# Execute each chapter into a staging copy of the book, so notebooks/ never gains outputs.
+# Execute each chapter into a staging copy of the book, so notebooks/ never gains outputs. Progress
+# bars are for a terminal: TQDM_DISABLE keeps them out of the outputs the book renders.
 chapters: install
 	rm -rf $(BUILD)/src && mkdir -p $(BUILD)/src/notebooks
 	cp -r _config.yml _toc.yml book $(BUILD)/src/
+	# The chapters show the library's own code (literalinclude /robustutils/...): the source that ran.
+	cp -r robustutils $(BUILD)/src/ && rm -rf $(BUILD)/src/robustutils/__pycache__
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
 	  start=$$(date +%s); \
-	  $(BIN)/papermill --no-progress-bar -k $(KERNEL) $$nb $(BUILD)/src/$$nb -p PROFILE $(PROFILE) \
+	  TQDM_DISABLE=1 $(BIN)/papermill --no-progress-bar -k $(KERNEL) $$nb $(BUILD)/src/$$nb -p PROFILE $(PROFILE) \
 	    || { echo "== $$nb failed: the executed copy, error included, is $(BUILD)/src/$$nb"; exit 1; }; \
 	  echo "== $$nb took $$(( $$(date +%s) - start )) s"; \
 	done
@@ -91,7 +91,13 @@ html: install
 # crash on those paths shows here and not first on a reader's GPU. Each profile has its own folder.
 TEST_PROFILES := smoke colab-smoke full-smoke
 
-test: install
+# ruff: lint (pyflakes, pycodestyle, import order, bugbear) of the library, tests and chapters, and
+# the library's and tests' formatting; the rules are in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
 	rm -rf $(addprefix $(BUILD)/,$(TEST_PROFILES)) && mkdir -p $(addprefix $(BUILD)/,$(TEST_PROFILES))
 	@for profile in $(TEST_PROFILES); do for nb in $(NOTEBOOKS); do \
 	  $(BIN)/papermill --prepare-only -k $(KERNEL) $$nb $(BUILD)/$$profile/$$(basename $$nb) -p PROFILE $$profile || exit 1; \

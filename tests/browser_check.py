@@ -4,8 +4,12 @@ Chromium over HTTP.
 Run by ``make browser`` after ``make book`` (not by ``make test``: its file name keeps it out of
 pytest's collection). Each page must load with no console errors and no failed requests, show every
 image, typeset its math, and link only to pages and anchors that exist; chapters must offer the
-Colab launch button and hide exercise solutions until clicked. A screenshot of each page's first
-screen is saved under ``_build/screenshots``.
+Colab launch button and hide exercise solutions until clicked. As a reader sees it at 1280 px: no
+output, table or equation is cut off (wider than its box), every image is a figure with a caption
+(a chapter's figures numbered "Figure 3.1", "Figure 3.2", ... and naming the profile), no rendered
+output holds a progress bar, a machine's path, raw TeX or a stray value such as ``True``, the
+papermill parameters are not on the page, and exercises are numbered per chapter ("Exercise 3.1").
+A screenshot of each page's first screen is saved under ``_build/screenshots``.
 
 The machine is offline: requests to the MathJax CDN are answered from the npm package that
 ``.ci/install-browser`` fetched (same version, same files); any other request leaving localhost fails
@@ -16,6 +20,7 @@ import functools
 import http.server
 import mimetypes
 import os
+import re
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -30,8 +35,15 @@ SCREENSHOTS = Path(os.environ.get("ROBUSTBOOK_SCREENSHOTS", ROOT / "_build" / "s
 MATHJAX = Path(os.environ.get("ROBUSTBOOK_MATHJAX", ROOT / ".cache" / "browser" / "mathjax"))
 CHROMIUM = os.environ.get("ROBUSTBOOK_CHROMIUM", "/usr/bin/chromium")
 MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -154,8 +166,10 @@ def test_first_screen_screenshot(visits, doc):
 @pytest.mark.parametrize("doc", PAGES)
 def test_every_image_is_present_and_non_empty(visits, doc):
     images = visits(doc).page.eval_on_selector_all(
-        "article img", "imgs => imgs.map(i => ({src: i.currentSrc || i.src, complete: i.complete,"
-                       " w: i.naturalWidth, h: i.naturalHeight}))")
+        "article img",
+        "imgs => imgs.map(i => ({src: i.currentSrc || i.src, complete: i.complete,"
+        " w: i.naturalWidth, h: i.naturalHeight}))",
+    )
     for img in images:
         assert img["complete"] and img["w"] > 0 and img["h"] > 0, f"{doc}: image not shown {img}"
         path = urlparse(img["src"]).path
@@ -198,8 +212,10 @@ def test_internal_links_resolve(visits, doc, server):
 @pytest.mark.parametrize("doc", CHAPTERS)
 def test_chapter_offers_colab_launch_button(visits, doc):
     repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
-    expected = (repository["url"].replace("https://github.com/", "https://colab.research.google.com/github/")
-                + f"/blob/{repository['branch']}/{doc}.ipynb")
+    expected = (
+        repository["url"].replace("https://github.com/", "https://colab.research.google.com/github/")
+        + f"/blob/{repository['branch']}/{doc}.ipynb"
+    )
     hrefs = visits(doc).page.eval_on_selector_all("a[href*='colab.research.google.com']", "as => as.map(a => a.href)")
     assert expected in hrefs, f"{doc}: no Colab launch link to {expected} (found {hrefs})"
     assert (ROOT / f"{doc}.ipynb").is_file(), f"the launch button opens {doc}.ipynb, which the repository lacks"
@@ -218,3 +234,104 @@ def test_exercise_solutions_are_hidden_until_clicked(visits, doc):
     if solutions.count():  # the reader's click on the fold's button (the title also links to the exercise)
         solutions.first.locator("button.toggle-button").click()
         solutions.first.locator("section").first.wait_for(state="visible", timeout=5_000)
+
+
+# Every box a rendered output or a formula lands in; one whose content is wider than the box is cut
+# off behind a scrollbar (or spills past the text column), and its end is not read.
+_CLIPPED = """() => {
+  const folded = [...document.querySelectorAll('details:not([open])')];
+  folded.forEach(d => d.open = true);  // a folded cell is read when unfolded: measure it open
+  const column = document.querySelector('article.bd-article') || document.querySelector('article');
+  const right = column.getBoundingClientRect().right;
+  const selector = 'div.cell_output, div.cell_output pre, div.cell_output table, div.cell_output img, '
+    + 'article table, div.pst-scrollable-table-container, div.math, mjx-container[display="true"], figure';
+  const found = [];
+  for (const el of column.querySelectorAll(selector)) {
+    if (!el.getClientRects().length) continue;
+    const over = el.scrollWidth - el.clientWidth, beyond = el.getBoundingClientRect().right - right;
+    if ((el.tagName !== 'IMG' && over > 1) || beyond > 1) {
+      const text = (el.innerText || el.getAttribute('alt') || '').trim().replace(/\\s+/g, ' ');
+      found.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} (${el.scrollWidth} px in `
+                 + `${el.clientWidth}, ${Math.round(beyond)} px past the column): ${text.slice(0, 60)}`);
+    }
+  }
+  folded.forEach(d => d.open = false);
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("doc", PAGES)
+def test_no_output_is_clipped(visits, doc):
+    clipped = visits(doc).page.evaluate(_CLIPPED)
+    assert not clipped, f"{doc}: {len(clipped)} boxes wider than the page shows at 1280 px:\n  " + "\n  ".join(clipped)
+
+
+_IMAGES = """() => [...document.querySelectorAll('article img')].map(img => {
+  const figure = img.closest('figure'), caption = figure && figure.querySelector('figcaption');
+  return {src: (img.getAttribute('src') || '').slice(0, 60), in_output: !!img.closest('div.cell_output'),
+          caption: caption ? caption.innerText.trim() : null};
+})"""
+
+
+@pytest.mark.parametrize("doc", PAGES)
+def test_every_figure_is_numbered_and_captioned(visits, doc):
+    images = visits(doc).page.evaluate(_IMAGES)
+    bare = [i["src"] for i in images if not i["caption"]]
+    assert not bare, f"{doc}: {len(bare)} of {len(images)} images without a figure caption: {bare}"
+    if doc in CHAPTERS:
+        captions = [i["caption"] for i in images if i["in_output"]]
+        chapter = int(Path(doc).name[:2])
+        numbers = [re.match(r"Figure (\d+\.\d+)\.", c) for c in captions]
+        assert [m and m.group(1) for m in numbers] == [f"{chapter}.{k}" for k in range(1, len(captions) + 1)], (
+            f"{doc}: figures not numbered {chapter}.1, {chapter}.2, ... in order: {[c[:40] for c in captions]}"
+        )
+        unprofiled = [c[:60] for c in captions if "Profile:" not in c]
+        assert not unprofiled, f"{doc}: figure captions that do not name the profile: {unprofiled}"
+
+
+_OUTPUT_TEXT = """() => [...document.querySelectorAll('div.cell_output > *')].map(out => {
+  const copy = out.cloneNode(true);  // the text a reader reads: no typeset math, scripts or copy buttons
+  copy.querySelectorAll('script, style, mjx-container, button, .copybtn').forEach(e => e.remove());
+  return copy.textContent;
+})"""
+_BAD_LINES = {
+    "progress bar": re.compile(r"\d+%\||\bit/s\]|\bs/it\]"),
+    "path of the machine": re.compile(r"/tmp/|/home/|/work/|/root/|/Users/|\.cache/"),
+    "raw TeX": re.compile(r"\$\\|\\(ell|varepsilon|epsilon|infty|frac|sqrt|cdot|mathbb|mathcal|operatorname)\b"),
+}
+_STRAY = re.compile(r"(True|False|None|\[?<matplotlib\..*|Text\(.*|<Figure size .*)")
+
+
+@pytest.mark.parametrize("doc", PAGES)
+def test_outputs_hold_no_progress_bars_paths_raw_tex_or_stray_values(visits, doc):
+    found = []
+    for text in visits(doc).page.evaluate(_OUTPUT_TEXT):
+        if _STRAY.fullmatch(text.strip()):
+            found.append(f"stray value: {text.strip()[:80]}")
+        for line in text.splitlines():
+            found += [f"{what}: {line.strip()[:80]}" for what, pattern in _BAD_LINES.items() if pattern.search(line)]
+    assert not found, f"{doc}: {len(found)} output lines a reader should not see:\n  " + "\n  ".join(found)
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_papermill_bookkeeping_is_not_on_the_page(visits, doc):
+    cells = visits(doc).page.eval_on_selector_all(
+        "div.cell.tag_parameters, div.cell.tag_injected-parameters",
+        "els => els.map(e => e.innerText.trim().slice(0, 40))",
+    )
+    assert not cells, f"{doc}: the parameters cells are shown: {cells}"
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_exercises_are_numbered_per_chapter(visits, doc):
+    page = visits(doc).page
+    titles = page.eval_on_selector_all(
+        "div.exercise p.admonition-title span.caption-number", "els => els.map(e => e.textContent.trim())"
+    )
+    chapter = int(Path(doc).name[:2])
+    assert titles == [f"Exercise {chapter}.{k}" for k in range(1, len(titles) + 1)], (
+        f"{doc}: exercises numbered {titles}, expected Exercise {chapter}.1, {chapter}.2, ..."
+    )
+    solutions = page.eval_on_selector_all("div.solution p.admonition-title", "els => els.map(e => e.textContent)")
+    numbers = [re.search(r"Exercise (\S+)", t) for t in solutions]
+    assert all(m and m.group(1).startswith(f"{chapter}.") for m in numbers), f"{doc}: solutions titled {solutions}"

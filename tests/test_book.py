@@ -8,8 +8,15 @@ import yaml
 
 ROOT = Path(__file__).parents[1]
 # The papers the chapters build on (issue 7): the two reproduced, and the methods they test with.
-REQUIRED = {"tsipras2019robustness", "ilyas2019adversarial", "madry2018towards", "zhang2019trades",
-            "wong2020fast", "croce2020autoattack", "carlini2019evaluating"}
+REQUIRED = {
+    "tsipras2019robustness",
+    "ilyas2019adversarial",
+    "madry2018towards",
+    "zhang2019trades",
+    "wong2020fast",
+    "croce2020autoattack",
+    "carlini2019evaluating",
+}
 
 
 def _bib_keys() -> set[str]:
