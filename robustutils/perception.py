@@ -5,13 +5,18 @@ examples that follow them; linear interpolations between an image and such an ex
 two numbers that put the "robust models see like people" claim to a test: how well gradient
 magnitude aligns with the image's edges, and how often another model agrees that a targeted
 large-eps image shows its target.
+
+Chapter 4's studies run over a dict of models keyed by a short label (:func:`label` of a registry
+name) and return plain numbers, with a Markdown table for each.
 """
 
 import torch
 import torch.nn.functional as F
 
 from .attacks import pgd
+from .data import RESTRICTED_IMAGENET_CLASSES
 from .evaluate import predict
+from .report import markdown_table
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
@@ -44,12 +49,30 @@ def clipped_map(grad: torch.Tensor, n_std: float = 3.0) -> torch.Tensor:
     return ((flat.clamp(lo, hi) - lo) / (hi - lo)).view_as(grad)
 
 
-def toward(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, *, eps: float, steps: int = 40,
-           step_size: float | None = None, norm: str = "l2") -> torch.Tensor:
+def toward(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    eps: float,
+    steps: int = 40,
+    step_size: float | None = None,
+    norm: str = "l2",
+) -> torch.Tensor:
     """Return targeted large-eps images in [0, 1]: ``steps`` steps down the loss of ``target``,
     from ``x`` itself (no random start), within ``eps`` of ``x`` in ``norm`` (pixel units)."""
-    return pgd(model, x, target, eps=eps, steps=steps, step_size=step_size, norm=norm, targeted=True,
-               random_start=False, use_best=False)
+    return pgd(
+        model,
+        x,
+        target,
+        eps=eps,
+        steps=steps,
+        step_size=step_size,
+        norm=norm,
+        targeted=True,
+        random_start=False,
+        use_best=False,
+    )
 
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, points: int = 20) -> torch.Tensor:
@@ -92,3 +115,267 @@ def edge_energy_share(grad: torch.Tensor, x: torch.Tensor, top: float = 0.2) -> 
     k = max(1, round(top * edges.shape[1]))  # exactly k pixels, even where many edges tie at 0
     on_edges = torch.zeros_like(edges).scatter_(1, edges.topk(k, dim=1).indices, 1.0)
     return (energy * on_edges).sum(1) / energy.sum(1).clamp_min(1e-30)
+
+
+# --- The chapter's studies: models by name, each measure over a set of models, its table ----------
+
+#: The label of the uniform gradient :func:`edge_shares` scores as its baseline.
+BLIND = "blind (uniform)"
+
+
+def label(name: str) -> str:
+    """Return a short label for the registry model ``name``: ``"mnist/standard"`` -> ``"standard"``,
+    ``"mnist/linf-0.3"`` -> ``"ℓ∞ 0.3"``, ``"cifar10/linf-8/255"`` -> ``"ℓ∞ 8/255"``, ``"mnist/l2-2"``
+    -> ``"ℓ2 2"``; other names (e.g. ``"mnist/trades-6"``) lose only their dataset prefix."""
+    model = name.split("/", 1)[-1]
+    norm, _, eps = model.partition("-")
+    if norm in ("linf", "l2") and eps:
+        return f"{'ℓ∞' if norm == 'linf' else 'ℓ2'} {eps}"
+    return model
+
+
+def gradient_rows(
+    models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, render=signed_map
+) -> dict[str, torch.Tensor]:
+    """Return the rows of a gradient figure: ``"image"`` -> ``x``, then each model's label -> its
+    :func:`loss_gradient` on ``(x, y)`` rendered by ``render`` (:func:`signed_map`, [-1, 1], or
+    :func:`clipped_map`, [0, 1]); every row shaped like ``x`` [N, C, H, W] (Tsipras et al. Fig. 2)."""
+    return {"image": x, **{name: render(loss_gradient(m, x, y)) for name, m in models.items()}}
+
+
+def large_eps_rows(
+    models: dict[str, torch.nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    step_size: float | None = None,
+) -> dict[str, torch.Tensor]:
+    """Return ``"image"`` -> ``x``, then each model's label -> its untargeted ℓ2 PGD images in [0, 1]
+    at ``eps`` (pixel units) from ``x`` itself (no random start), shaped like ``x`` (Tsipras et al.
+    Fig. 3); ``step_size=None`` is :func:`robustutils.attacks.pgd`'s default."""
+    return {
+        "image": x,
+        **{
+            name: pgd(m, x, y, eps=eps, steps=steps, step_size=step_size, norm="l2", random_start=False)
+            for name, m in models.items()
+        },
+    }
+
+
+def class_grid(x: torch.Tensor, y: torch.Tensor, classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the first image of each class in ``(x, y)``, each repeated ``classes`` times
+    ([classes * classes, C, H, W], source class major), and the targets 0..classes-1 cycling along
+    them ([classes * classes], on ``y``'s device): one row per source, one column per target.
+    Raises ``ValueError`` naming a class that ``y`` lacks."""
+    missing = [c for c in range(classes) if not (y == c).any()]
+    if missing:
+        raise ValueError(f"no example of class(es) {missing} among the {len(y)} given: pass more test examples")
+    sources = torch.stack([x[(y == c).nonzero()[0, 0]] for c in range(classes)])
+    return sources.repeat_interleave(classes, dim=0), torch.arange(classes, device=y.device).repeat(classes)
+
+
+def gradient_alignment(
+    models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, top: float = 0.2
+) -> dict[str, dict[str, float]]:
+    """Return the two gradient measures of each model on ``(x, y)``, averaged over the examples:
+    ``{"share": {label: mean edge_energy_share at top}, "pearson": {label: mean edge_alignment}}``."""
+    out = {"share": {}, "pearson": {}}
+    for name, m in models.items():
+        grad = loss_gradient(m, x, y)
+        out["share"][name] = edge_energy_share(grad, x, top=top).mean().item()
+        out["pearson"][name] = edge_alignment(grad, x).mean().item()
+    return out
+
+
+def _robust(values: dict[str, float], standard: str) -> dict[str, float]:
+    if standard not in values:
+        raise KeyError(f"no {standard!r} model among {list(values)}: name the standard model's label as standard=")
+    return {k: v for k, v in values.items() if k != standard}
+
+
+def min_lead(values: dict[str, float], standard: str = "standard") -> float:
+    """Return how far the weakest of the other models is above ``values[standard]`` (negative: below);
+    ``values`` maps a model's label to a measure where higher means more aligned."""
+    return min(v - values[standard] for v in _robust(values, standard).values())
+
+
+def separation(values: dict[str, float], standard: str = "standard") -> str:
+    """Return the verdict on ``values`` (label -> measure): whether every, some or none of the other
+    models score above the standard one."""
+    above = [v > values[standard] for v in _robust(values, standard).values()]
+    return (
+        "separates every robust model"
+        if all(above)
+        else ("separates some robust models" if any(above) else "does NOT separate")
+    )
+
+
+def listing(values: dict[str, float], fmt: str = ".3f") -> str:
+    """Return ``values`` (label -> number) as text: ``"standard model 0.568, ℓ∞ 0.3 model 0.802"``."""
+    return ", ".join(f"{name} model {v:{fmt}}" for name, v in values.items())
+
+
+def alignment_report(alignment: dict[str, dict], n: int, standard: str = "standard") -> str:
+    """Return Markdown: a table of :func:`gradient_alignment`'s two measures per dataset and model
+    (``alignment[dataset]``), then whether, on each dataset, the Pearson correlation ranks every other
+    model above the standard one; ``n`` is the number of test images per row."""
+    rows = [
+        {"data": d, "model": name, "share": a["share"][name], "pearson": a["pearson"][name]}
+        for d, a in alignment.items()
+        for name in a["share"]
+    ]
+    table = markdown_table(
+        rows,
+        {
+            "data": "dataset",
+            "model": "model",
+            "share": "energy on the top-20% edge pixels",
+            "pearson": "Pearson correlation with edges",
+        },
+        {"share": ".3f", "pearson": ".3f"},
+    )
+    lines = [f"{n} test images per row."]
+    for d, a in alignment.items():
+        pearson = a["pearson"]
+        for name, v in _robust(pearson, standard).items():
+            ranks = "ranks" if v > pearson[standard] else "does NOT rank"
+            lines.append(
+                f"On {d} the Pearson correlation {ranks} the {name} model above the standard one "
+                f"({v:.3f} vs {pearson[standard]:.3f})."
+            )
+    return table + "\n\n" + " ".join(lines)
+
+
+def edge_shares(
+    models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, tops: list[float]
+) -> dict[str, list[float]]:
+    """Return, for a gradient blind to the image (:data:`BLIND`: the same value on every pixel) and
+    for each model's :func:`loss_gradient` on ``(x, y)``, its mean :func:`edge_energy_share` at each
+    of ``tops`` (fractions of the pixels): ``{label: [share at tops[0], ...]}``, [0, 1]."""
+    grads = {BLIND: torch.ones_like(x), **{name: loss_gradient(m, x, y) for name, m in models.items()}}
+    return {name: [edge_energy_share(g, x, top=t).mean().item() for t in tops] for name, g in grads.items()}
+
+
+def shares_table(shares: dict[str, list[float]], tops: list[float]) -> str:
+    """Return Markdown: :func:`edge_shares`'s result as a table (one row per gradient, one column per
+    ``top``), then the ranking of the gradients at each ``top``."""
+    rows = [{"gradient": name, **{f"{t:g}": s for t, s in zip(tops, v)}} for name, v in shares.items()]
+    table = markdown_table(
+        rows, {"gradient": "gradient of", **{f"{t:g}": f"top {t:.0%}" for t in tops}}, {f"{t:g}": ".3f" for t in tops}
+    )
+    rankings = [
+        f"top {t:.0%}: " + " > ".join(sorted(shares, key=lambda n: shares[n][i], reverse=True))
+        for i, t in enumerate(tops)
+    ]
+    return table + "\n\nRanking at " + "; ".join(rankings) + "."
+
+
+def judge_agreement(
+    models: dict[str, torch.nn.Module],
+    judges: dict[str, torch.nn.Module],
+    x: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    eps: list[float],
+    steps: int,
+) -> list[dict]:
+    """Return one row per (ℓ2 ``eps``, pixel units, model): the model's targeted large-eps images of ``x`` toward
+    ``target`` (:func:`toward`, ``steps`` steps), and the fraction [0, 1] of them classified as the
+    target by the model itself (``"self"``) and by each judge (keyed by the judge's label):
+    ``{"eps", "model", "self", **judges}``. The judges stand in for other observers (Tsipras et al.
+    Fig. 3 asks people); they should be trained independently of the models (another seed)."""
+    rows = []
+    for e in eps:
+        for name, m in models.items():
+            x_t = toward(m, x, target, eps=e, steps=steps)
+            rows.append(
+                {
+                    "eps": e,
+                    "model": name,
+                    "self": target_rate(m, x_t, target),
+                    **{j: target_rate(judge, x_t, target) for j, judge in judges.items()},
+                }
+            )
+    return rows
+
+
+def agreement_table(rows: list[dict], judges: list[str]) -> str:
+    """Return Markdown: :func:`judge_agreement`'s rows, rates as percentages, one column per judge."""
+    return markdown_table(
+        rows,
+        {
+            "eps": "ℓ2 ε",
+            "model": "images made through",
+            "self": "reach the target",
+            **{j: f"seen as the target by the {j}" for j in judges},
+        },
+        {k: ".1%" for k in ("self", *judges)} | {"eps": "g"},
+    )
+
+
+def agreement_at(rows: list[dict], eps: float, column: str) -> dict[str, float]:
+    """Return ``{model: rate}`` of :func:`judge_agreement`'s ``rows`` at ``eps``, from ``column``
+    (``"self"`` or a judge's label). Raises ``KeyError`` when no row has that ``eps`` (pixel units)."""
+    found = {r["model"]: r[column] for r in rows if r["eps"] == eps}
+    if not found:
+        raise KeyError(f"no row at eps {eps:g}: the rows have eps {sorted({r['eps'] for r in rows})}")
+    return found
+
+
+def summary_table(rows: dict[str, dict[str, float]], standard: str = "standard") -> str:
+    """Return Markdown: one row per measure (``rows[measure] = {label: value}``, higher = more like a
+    person's view): the standard model's value, the others' and the :func:`separation` verdict."""
+    table = [
+        {
+            "measure": measure,
+            "standard": values[standard],
+            "robust": " / ".join(f"{name} {v:.3f}" for name, v in _robust(values, standard).items()),
+            "verdict": separation(values, standard),
+        }
+        for measure, values in rows.items()
+    ]
+    return markdown_table(
+        table,
+        {"measure": "measure", "standard": "standard model", "robust": "robust models", "verdict": "at this scale"},
+        {"standard": ".3f"},
+    )
+
+
+def interpolation_rows(
+    models: dict[str, torch.nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor,
+    classes,
+    *,
+    eps: float,
+    steps: int,
+    points: int = 20,
+) -> dict[str, torch.Tensor]:
+    """Return, per image of ``x`` and per model, the :func:`interpolate` path of ``points`` images
+    [points, C, H, W] from the image to its targeted large-eps example toward ``target`` (ℓ2 ``eps`` in pixel units,
+    ``steps`` steps; Tsipras et al. Fig. 4), keyed ``"<model>: <class> → <target class>"`` with the
+    names in ``classes`` (indexable by label), image major."""
+    ends = {name: toward(m, x, target, eps=eps, steps=steps) for name, m in models.items()}
+    return {
+        f"{name}: {classes[int(y[i])]} → {classes[int(target[i])]}": interpolate(x[i], end[i], points)
+        for i in range(len(x))
+        for name, end in ends.items()
+    }
+
+
+def gallery(sample, per_class: int = 6, classes=None) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Return up to ``per_class`` images of each class in ``sample`` (a dataset of (image, label)
+    items, e.g. :func:`robustutils.data.restricted_imagenet`) as ``{class name: [k, C, H, W]}`` in
+    label order, and the number of images of each class; names from ``classes`` (default
+    :data:`robustutils.data.RESTRICTED_IMAGENET_CLASSES`)."""
+    classes = RESTRICTED_IMAGENET_CLASSES if classes is None else classes
+    by_class: dict[int, list] = {}
+    for image, c in (sample[i] for i in range(len(sample))):
+        by_class.setdefault(int(c), []).append(image)
+    return (
+        {classes[c]: torch.stack(by_class[c][:per_class]) for c in sorted(by_class)},
+        {classes[c]: len(by_class[c]) for c in sorted(by_class)},
+    )

@@ -12,8 +12,13 @@ from robustutils import toy
 STANDARD, ROBUST = "tab:blue", "tab:red"
 
 
-def _avg_panel(ax: plt.Axes, grid: np.ndarray, exact: tuple[np.ndarray, np.ndarray],
-               mc: dict[float, tuple[float, float]], xlabel: str) -> None:
+def _avg_panel(
+    ax: plt.Axes,
+    grid: np.ndarray,
+    exact: tuple[np.ndarray, np.ndarray],
+    mc: dict[float, tuple[float, float]],
+    xlabel: str,
+) -> None:
     """Draw ``f_avg``'s standard and robust accuracy: closed form over ``grid``, Monte Carlo from ``mc``."""
     for k, (label, colour) in enumerate([("standard", STANDARD), (r"robust, $\varepsilon = 2\eta$", ROBUST)]):
         ax.plot(grid, exact[k], color=colour, label=f"{label} (closed form)")
@@ -23,22 +28,34 @@ def _avg_panel(ax: plt.Axes, grid: np.ndarray, exact: tuple[np.ndarray, np.ndarr
     ax.set(xlabel=xlabel, ylabel="accuracy of $f_{avg}$", ylim=(-0.02, 1.02))
 
 
-def avg_sweeps(by_d: dict[int, tuple[float, float]], eta: float,
-               by_eta: dict[float, tuple[float, float]], d: int) -> plt.Figure:
-    """Return a two-panel figure of ``f_avg``'s accuracy: against ``d`` at fixed ``eta``, against ``eta`` at fixed ``d``.
+def avg_sweeps(
+    by_d: dict[int, tuple[float, float]], eta: float, by_eta: dict[float, tuple[float, float]], d: int
+) -> plt.Figure:
+    """Return a two-panel figure of ``f_avg``'s accuracy: against ``d`` at fixed ``eta``, and against
+    ``eta`` at fixed ``d``.
 
     ``by_d`` and ``by_eta`` map a grid value to Monte Carlo ``(standard, robust)`` accuracy.
     A dashed line marks ``eta sqrt(d) = 3``, beyond which the standard accuracy exceeds 99%.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     ds = np.unique(np.geomspace(min(by_d), max(by_d), 200).round().astype(int))  # d is a count
-    _avg_panel(left, ds, ([toy.avg_accuracy(int(v), eta) for v in ds], [toy.avg_robust_accuracy(int(v), eta) for v in ds]),
-               by_d, f"number of weak features $d$ ($\\eta = {eta:g}$)")
+    _avg_panel(
+        left,
+        ds,
+        ([toy.avg_accuracy(int(v), eta) for v in ds], [toy.avg_robust_accuracy(int(v), eta) for v in ds]),
+        by_d,
+        f"number of weak features $d$ ($\\eta = {eta:g}$)",
+    )
     left.set_xscale("log")
     left.axvline((3 / eta) ** 2, color="k", lw=0.8, ls="--")
     etas = np.linspace(min(by_eta), max(by_eta), 200)
-    _avg_panel(right, etas, ([toy.avg_accuracy(d, v) for v in etas], [toy.avg_robust_accuracy(d, v) for v in etas]),
-               by_eta, f"weak-feature mean $\\eta$ ($d = {d}$)")
+    _avg_panel(
+        right,
+        etas,
+        ([toy.avg_accuracy(d, v) for v in etas], [toy.avg_robust_accuracy(d, v) for v in etas]),
+        by_eta,
+        f"weak-feature mean $\\eta$ ($d = {d}$)",
+    )
     right.axvline(toy.eta_for(d), color="k", lw=0.8, ls="--")
     right.legend(loc="center right", fontsize=8)
     fig.tight_layout()
@@ -59,8 +76,12 @@ def tradeoff(reports: dict[str, dict[str, float]], p: float = 0.95) -> plt.Figur
     markers = iter(["o", "s", "x", "+", "D", "^", "v", "<", ">", "p", "h"])
     for name, r in reports.items():
         ax.plot(r["standard"], r["robust"], next(markers, "o"), ms=9, mfc="none", mew=1.5, label=name)
-    ax.set(xlabel="standard accuracy", ylabel=r"robust accuracy, $\varepsilon = 2\eta$",
-           xlim=(0.93, 1.0), ylim=(-0.02, 1.02))
+    ax.set(
+        xlabel="standard accuracy",
+        ylabel=r"robust accuracy, $\varepsilon = 2\eta$",
+        xlim=(0.93, 1.0),
+        ylim=(-0.02, 1.02),
+    )
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
@@ -77,14 +98,16 @@ def weights(models: dict[str, torch.Tensor]) -> plt.Figure:
         ax.bar(range(1, len(share)), share[1:], color=STANDARD, width=1.0, label="weak features $x_2, \\dots$")
         ax.bar([0], share[:1], color=ROBUST, width=1.0, label="robust feature $x_1$")
         ax.axhline(0, color="k", lw=0.5)
-        ax.set(title=f"{name}: {abs(share[0]):.1%} of $\\|w\\|_1$ on $x_1$", xlabel="coordinate",
-               ylabel=r"$w_i / \|w\|_1$")
+        ax.set(
+            title=f"{name}: {abs(share[0]):.1%} of $\\|w\\|_1$ on $x_1$", xlabel="coordinate", ylabel=r"$w_i / \|w\|_1$"
+        )
     np.atleast_1d(axes)[-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 # --- Adversarial training and the trade-off (chapters 2 and 3) -----------------------------
+
 
 def _image(ax: plt.Axes, img: torch.Tensor, title: str = "", cmap: str = "gray") -> None:
     img = img.detach().cpu()
@@ -131,8 +154,13 @@ def training_curves(histories: dict[str, list[dict]], robust_label: str = "PGD-2
         colour = f"C{k}"
         left.plot(epochs, [row["test_clean_acc"] for row in history], "o-", color=colour, label=f"{name}: clean")
         if history[0]["test_robust_acc"] is not None:
-            left.plot(epochs, [row["test_robust_acc"] for row in history], "s--", color=colour,
-                      label=f"{name}: robust ({robust_label})")
+            left.plot(
+                epochs,
+                [row["test_robust_acc"] for row in history],
+                "s--",
+                color=colour,
+                label=f"{name}: robust ({robust_label})",
+            )
             final = history[-1]["eps"] or 1.0
             right.plot([0] + epochs, [0] + [row["eps"] / final for row in history], "o-", color=colour, label=name)
     left.set(xlabel="epoch", ylabel="test accuracy", ylim=(-0.02, 1.02))
@@ -189,8 +217,10 @@ def pareto(points: dict[str, tuple[float, float]], frontier: list[str], eps_labe
 
 # --- What robust models see (chapter 4) ----------------------------------------------------
 
-def image_rows(rows: dict[str, torch.Tensor], col_titles: list[str] | None = None, size: float = 1.1,
-               signed: tuple[str, ...] = ()) -> plt.Figure:
+
+def image_rows(
+    rows: dict[str, torch.Tensor], col_titles: list[str] | None = None, size: float = 1.1, signed: tuple[str, ...] = ()
+) -> plt.Figure:
     """Return a grid with one row of images per entry (name -> [N, C, H, W]): images in [0, 1];
     the rows named in ``signed`` are single-channel maps in [-1, 1], drawn blue (negative) to red."""
     n = max(len(images) for images in rows.values())
@@ -224,8 +254,12 @@ def transfer(points: dict[str, tuple[float, float]], chance: float) -> plt.Figur
         ax.plot(rate, acc, "o")
         ax.annotate(name, (rate, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.axhline(chance, ls="--", c="gray", lw=1, label="chance")
-    ax.set(xlabel="transfer rate of the source's targeted examples", ylabel="test accuracy when trained on D_det",
-           xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+    ax.set(
+        xlabel="transfer rate of the source's targeted examples",
+        ylabel="test accuracy when trained on D_det",
+        xlim=(-0.02, 1.02),
+        ylim=(-0.02, 1.02),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -236,8 +270,11 @@ def scaling(rows: list[dict], base: dict) -> plt.Figure:
     """Return three panels of seconds per MNIST training epoch (log scale): against model width,
     batch size and PGD steps, one line per precision; ``rows`` and ``base`` come from
     :func:`robustutils.bench.scaling`."""
-    axes_names = {"width": "model width (conv channels / hidden units)", "batch_size": "batch size",
-                  "steps": "PGD steps per training batch"}
+    axes_names = {
+        "width": "model width (conv channels / hidden units)",
+        "batch_size": "batch size",
+        "steps": "PGD steps per training batch",
+    }
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     for ax, (axis, xlabel) in zip(axes, axes_names.items()):
         for precision, style in (("float32", "o-"), ("bf16+channels_last", "s--")):
@@ -249,7 +286,72 @@ def scaling(rows: list[dict], base: dict) -> plt.Figure:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("seconds per epoch (60,000 digits)")
     axes[0].legend()
-    fig.suptitle(f"PGD training cost; other settings at width {base['channels']}/{base['hidden']}, "
-                 f"batch {base['batch_size']}, PGD-{base['steps']}", fontsize=10)
+    fig.suptitle(
+        f"PGD training cost; other settings at width {base['channels']}/{base['hidden']}, "
+        f"batch {base['batch_size']}, PGD-{base['steps']}",
+        fontsize=10,
+    )
     fig.tight_layout()
+    return fig
+
+
+def cost_and_gain(panels: dict[str, dict]) -> plt.Figure:
+    """Return Tsipras et al.'s Fig. 7 as two rows, one column per (dataset, norm) panel: the top row
+    standard accuracy against the training ε, on each panel's own scale (a cost of one point stays
+    visible) and the cost at the largest ε written in; the bottom row the worst-case robust accuracy
+    at each model's own training ε on a 0–100% scale, with the standard model attacked at the
+    largest ε as a grey cross and the robust accuracy bought there written in.
+
+    ``panels[title]`` has ``eps`` (training ε, pixel units, 0 first), ``ticks`` (their labels),
+    ``standard`` and ``robust`` (accuracies in [0, 1], one per ε) and ``baseline`` (the standard
+    model's robust accuracy at ``eps[-1]``)."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5.2), sharex="col", squeeze=False)
+    for col, (title, p) in enumerate(panels.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        top.plot(p["eps"], p["standard"], "o-", color=STANDARD)
+        low, high = min(p["standard"]), max(p["standard"])
+        pad = max(0.005, 0.15 * (high - low))
+        top.set_ylim(low - 2 * pad, min(1.0, high + pad))
+        top.set_title(title, fontsize=10)
+        cost = 100 * (p["standard"][0] - p["standard"][-1])
+        top.text(0.04, 0.05, f"cost at the largest ε:\n{cost:.1f} points", transform=top.transAxes, fontsize=8)
+        bottom.plot(p["eps"], p["robust"], "s--", color=ROBUST, label=r"trained at $\varepsilon_{train}$")
+        bottom.plot(p["eps"][-1], p["baseline"], "x", color="grey", ms=9, mew=2, label="standard model")
+        bought = 100 * (p["robust"][-1] - p["baseline"])
+        bottom.text(0.96, 0.1, f"bought: {bought:+.1f} points", transform=bottom.transAxes, fontsize=8, ha="right")
+        bottom.set(ylim=(-0.02, 1.02), xlabel=r"training $\varepsilon$")
+        bottom.set_xticks(p["eps"], p["ticks"], fontsize=8)
+        for ax in (top, bottom):
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+    axes[0, 0].set_ylabel("standard accuracy")
+    axes[1, 0].set_ylabel(r"robust accuracy at $\varepsilon_{train}$")
+    axes[1, 0].legend(fontsize=7, loc="center left")
+    fig.tight_layout()
+    return fig
+
+
+def interpolations(paths: dict[str, torch.Tensor], shown: int = 8, size: float = 1.0) -> plt.Figure:
+    """Return one row per interpolation path (``paths[label] = [P, C, H, W]`` images in [0, 1], from
+    :func:`robustutils.perception.interpolation_rows`): ``shown`` of its P points, evenly spaced with
+    both ends, each column titled with its weight α on the end point (0: the image, 1: its large-ε
+    example). A label ``"model: a → b"`` is written left of its row, on two lines."""
+    points = max(len(p) for p in paths.values())
+    if shown < 2:
+        raise ValueError(f"shown must be at least 2 (the two ends of the path); got {shown}")
+    picks = np.unique(np.linspace(0, points - 1, min(shown, points)).round().astype(int))
+    fig, axes = plt.subplots(
+        len(paths), len(picks), figsize=(size * len(picks) + 1.4, size * len(paths) + 0.3), squeeze=False
+    )
+    for r, (name, path) in enumerate(paths.items()):
+        for c, k in enumerate(picks):
+            _image(axes[r, c], path[k], f"α = {k / (len(path) - 1):.2f}" if r == 0 else "")
+        model, _, classes = name.partition(": ")
+        axes[r, 0].set_ylabel(
+            f"{model}\n{classes}" if classes else model, fontsize=9, rotation=0, ha="right", va="center", labelpad=6
+        )
+    fig.tight_layout(pad=0.3)
     return fig

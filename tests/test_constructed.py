@@ -4,12 +4,13 @@
 import pytest
 import torch
 
-from robustutils import attacks, constructed, io, models, profiles, zoo
+from robustutils import attacks, constructed, evaluate, io, models, profiles, registry, report, zoo
 from robustutils.perception import target_rate
 
 # A source model small enough to train in a second inside the zoo tests.
-TINY = zoo.recipe(dataset="mnist", arch="mnist_cnn", arch_kwargs={"channels": [4, 8], "hidden": 16},
-                  n_train=200, epochs=1, lr=5e-3)
+TINY = zoo.recipe(
+    dataset="mnist", arch="mnist_cnn", arch_kwargs={"channels": [4, 8], "hidden": 16}, n_train=200, epochs=1, lr=5e-3
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,9 @@ def test_inversion_starts_from_another_image_not_from_the_goal(mnist_model, digi
 def test_relabelling_stays_within_eps_and_moves_toward_the_new_label(mnist_model, digits, mode):
     x, y = digits
     eps = 3.0  # l2 on MNIST digits: enough to take most of them to another class
-    x_adv, t = constructed.relabel(mnist_model, x, y, mode=mode, eps=eps, steps=20, step_size=0.3, seed=0,
-                                   progress=False)
+    x_adv, t = constructed.relabel(
+        mnist_model, x, y, mode=mode, eps=eps, steps=20, step_size=0.3, seed=0, progress=False
+    )
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     assert attacks.L2.norm(x_adv - x).max() <= eps + 1e-4
     if mode == "det":
@@ -81,8 +83,9 @@ def test_constructions_are_deterministic_under_a_seed(mnist_model, digits):
 
 def test_batches_do_not_change_the_result(mnist_model, digits):
     x, y = digits
-    one = constructed.relabel(mnist_model, x, y, mode="det", eps=1.0, steps=5, step_size=0.2, batch_size=64, progress=False)
-    many = constructed.relabel(mnist_model, x, y, mode="det", eps=1.0, steps=5, step_size=0.2, batch_size=10, progress=False)
+    settings = {"mode": "det", "eps": 1.0, "steps": 5, "step_size": 0.2, "progress": False}
+    one = constructed.relabel(mnist_model, x, y, batch_size=64, **settings)
+    many = constructed.relabel(mnist_model, x, y, batch_size=10, **settings)
     assert torch.allclose(one[0], many[0], atol=1e-5)
 
 
@@ -103,25 +106,27 @@ def test_a_construction_spec_says_what_it_builds():
 
 def test_constructed_datasets_are_cached_and_models_train_on_them(data_dir, tmp_path, monkeypatch):
     spec = zoo.construction("det", TINY, n=40, steps=3, step_size=0.5, eps=1.5)
-    x, y = zoo.constructed(spec, "cpu", progress=False, root=tmp_path)
+    x, y = zoo.constructed(spec, device="cpu", progress=False, root=tmp_path)
     assert x.shape == (40, 1, 28, 28) and torch.equal(y, (zoo.dataset(TINY)[1][:40] + 1) % 10)
     meta = zoo.constructed_meta(spec, root=tmp_path)
     assert meta["spec"] == spec and meta["build_time_s"] > 0
 
     def no_building(*args, **kwargs):
         raise AssertionError("a cached dataset must not be built again")
+
     monkeypatch.setattr(constructed, "relabel", no_building)
-    again = zoo.constructed(spec, "cpu", progress=False, root=tmp_path)
+    again = zoo.constructed(spec, device="cpu", progress=False, root=tmp_path)
     assert torch.equal(again[0], x) and torch.equal(again[1], y)
     other = zoo.construction("det", TINY, n=40, steps=3, step_size=0.5, eps=1.0)
     assert zoo.data_path(other, tmp_path) != zoo.data_path(spec, tmp_path)
 
     fresh = zoo.standard_on(TINY, spec)
     assert zoo.label(fresh) == "standard on D_det" and zoo.key(fresh) != zoo.key(TINY)
-    model, meta = zoo.get(fresh, "cpu", progress=False, root=tmp_path)
+    model, meta = zoo.get(fresh, device="cpu", progress=False, root=tmp_path)
     assert meta["recipe"]["train_data"] == spec and model(x[:2]).shape == (2, 10)
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".pt") == sorted(
-        [zoo.path(TINY, tmp_path).name, zoo.path(fresh, tmp_path).name]), "source and fresh model share the root"
+        [zoo.path(TINY, tmp_path).name, zoo.path(fresh, tmp_path).name]
+    ), "source and fresh model share the root"
 
 
 def test_the_baseline_trains_on_the_images_the_constructions_start_from(data_dir):
@@ -143,11 +148,189 @@ def test_a_dataset_file_is_not_a_checkpoint_and_vice_versa(tmp_path):
 
 def test_the_profiles_constructions_are_valid():
     for name in profiles.names():
-        cfg = profiles.config(name, "constructed")
-        for d, c in cfg["datasets"].items():
-            base = zoo.recipe(c["base"])
-            zoo.construction("invert", base, n=c["n"], **c["invert"])
-            zoo.construction("det", base, n=c["n"], **c["relabel"])
-            for spec in c["transfer"].values():
-                models.build(spec["arch"], **spec["arch_kwargs"])
-    assert list(profiles.config("ci", "constructed")["datasets"]) == ["mnist"]
+        for d in registry.constructed_datasets(name):
+            s = constructed.study(d, name)
+            assert s.datasets == registry.names(name, f"{d}/D_*") and set(s.specs) == set(s.datasets)
+            for on_real, on_det in s.transfer.values():
+                rec = registry.recipe(on_det, name)
+                models.build(rec.arch, **rec.arch_kwargs)
+                assert rec.train_data == s.specs[f"{d}/D_det"] and registry.recipe(on_real, name).train_data is None
+    assert registry.constructed_datasets("ci") == ["mnist"]
+
+
+# --- The chapter's study: names, rows, verdicts and tables --------------------------------------
+
+
+def test_the_study_names_the_registry_entries_of_the_chapter():
+    s = constructed.study("mnist", "ci")
+    assert list(s.inversions) == ["mnist/D_R(l2-2)", "mnist/D_R(l2-3)", "mnist/D_NR"]
+    assert s.inversions["mnist/D_NR"] == "mnist/standard" and set(s.relabellings.values()) == {"mnist/standard"}
+    assert s.sources == ["mnist/standard", "mnist/l2-2", "mnist/l2-3"] and s.judge == "mnist/l2-3"
+    assert s.best_r == "D_R(l2-3)" and s.title == "MNIST" and (s.eval_eps, s.seed) == (2.0, 0)
+    assert s.trained["D"] == "mnist/standard-on-D" and s.trained["D_det"] == "mnist/standard-on-D_det"
+    assert list(s.transfer) == registry.transfer_archs("mnist", "ci")
+    every = set(registry.names("ci"))
+    assert set(s.robust_models) <= every and {n for pair in s.transfer.values() for n in pair} <= every
+    assert "mnist/standard-on-D_det" not in s.robust_models, "the relabelled sets' models are not attacked"
+    assert constructed.study("cifar10", "smoke").sources == ["cifar10/standard", "cifar10/l2-0.5"]
+    with pytest.raises(ValueError, match="builds no constructed datasets"):
+        constructed.study("cifar10", "ci")
+
+
+def test_the_real_images_are_those_the_constructions_and_D_start_from(data_dir):
+    s = constructed.study("mnist", "smoke")
+    x, y = s.real_images()
+    x_d, y_d = zoo.dataset(registry.recipe("mnist/standard-on-D", "smoke").as_dict())
+    assert torch.equal(x, x_d) and torch.equal(y, y_d) and len(y) == s.specs["mnist/D_NR"].n
+
+
+def _tiny_study(mnist_model):
+    """A study of three tiny constructions through the session model (every name is its own)."""
+    source = registry.recipe("mnist/standard", "smoke")
+    specs = {
+        "m/D_R(a)": registry.Construction("invert", source, n=None, steps=20, step_size=0.2),
+        "m/D_NR": registry.Construction("invert", source, n=None, steps=20, step_size=0.2),
+        "m/D_det": registry.Construction("det", source, n=None, steps=10, step_size=0.3, eps=2.0),
+    }
+    s = constructed.Study(
+        "mnist",
+        "smoke",
+        specs,
+        {"m/D_R(a)": "m/robust", "m/D_NR": "m/standard"},
+        {"m/D_det": "m/standard"},
+        ["m/standard", "m/robust"],
+        {},
+        {},
+        2.0,
+        [0.0, 1.0, 2.0],
+    )
+    return s, {"m/standard": mnist_model, "m/robust": mnist_model}
+
+
+def test_inversion_and_relabel_rows_measure_what_their_tables_say(mnist_model, digits):
+    x, y = digits
+    s, nets = _tiny_study(mnist_model)
+    sets = {n: constructed.invert(mnist_model, x, y, steps=20, step_size=0.2, progress=False) for n in s.inversions}
+    sets["m/D_det"] = constructed.relabel(
+        mnist_model, x, y, mode="det", eps=2.0, steps=10, step_size=0.3, progress=False
+    )
+    built = {n: 1.5 for n in sets}
+    rows = constructed.inversion_rows(s, nets, sets, x, y, built)
+    assert [r["set"] for r in rows] == ["D_R(a)", "D_NR"] and all(r["built"] == 1.5 for r in rows)
+    assert all(r["after"] < r["before"] and 0 <= r["source"] <= 1 for r in rows)
+    assert rows[0]["source"] == rows[0]["judge"], "one model is both source and judge here"
+    checks = constructed.inversion_verdicts(s, rows)["checks"]
+    assert [c["key"] for c in checks] == [
+        "ch05-mnist-inversion-converges",
+        "ch05-mnist-inversion-shows-y",
+        "ch05-mnist-dnr-noisier",
+    ]
+    assert checks[0]["held"] == all(r["after"] < 0.5 * r["before"] for r in rows)
+    (row,) = constructed.relabel_rows(s, nets, sets, x, y, built)
+    assert row["set"] == "D_det" and row["eps"] == 2.0 and row["changed"] == 1.0 and row["max"] <= 2.0 + 1e-4
+    assert row["source"] == target_rate(mnist_model, sets["m/D_det"][0], (y + 1) % 10)
+    in_ball, _, _ = constructed.relabel_verdicts(s, [row])["checks"]
+    assert in_ball["held"] and "≤ 2" in in_ball["measured"]
+    assert "| D_det | 2 | 2 |" in constructed.table("relabel", [row])
+    with pytest.raises(ValueError, match="unknown table"):
+        constructed.table("claims", [row])
+
+
+def _rows(worst_r3=0.21):
+    return [
+        {"set": "D", "clean": 0.955, "worst": 0.132},
+        {"set": "D_R(l2-2)", "clean": 0.938, "worst": 0.155},
+        {"set": "D_R(l2-3)", "clean": 0.945, "worst": worst_r3},
+        {"set": "D_NR", "clean": 0.94, "worst": 0.01},
+        {"set": "D_rand", "clean": 0.812, "worst": None},
+        {"set": "D_det", "clean": 0.442, "worst": None},
+    ]
+
+
+def test_training_verdicts_state_the_claims_of_the_chapter():
+    s = constructed.study("mnist", "ci")
+    v = constructed.training_verdicts(s, _rows(), {"D": (s.sweep, [0.9, 0.85, 0.823, 0.6, 0.4, 0.2, 0.1])})
+    assert v["best_r"] == "D_R(l2-3)" and v["over_d"] == pytest.approx(7.8) and v["over_nr"] == pytest.approx(20.0)
+    assert (v["half_eps"], v["d_at_half"], v["rising"]) == (1.0, 0.823, True)
+    keys = [c["key"] for c in v["claims"]]
+    assert keys == [
+        f"ch05-mnist-{k}"
+        for k in (
+            "drand-generalises",
+            "ddet-generalises",
+            "ddet-harder",
+            "dr-beats-dnr",
+            "dr-beats-d",
+            "dnr-not-robust",
+        )
+    ]
+    assert all(c["held"] for c in v["claims"]) and v["claims"][0]["text"].startswith("On MNIST, standard training")
+    assert v["claims"][3]["measured"] == "21.0% (D_R(l2-3)) vs 1.0% (D_NR) at l2 eps 2, +20.0 pp"
+    assert [c["key"] for c in v["checks"]] == ["ch05-mnist-d-robust-at-half-eps"] and v["checks"][0]["held"]
+    worse = constructed.training_verdicts(s, _rows(worst_r3=0.1), {"D": (s.sweep, [0.4] * 7)})
+    held = {c["key"]: c["held"] for c in worse["claims"] + worse["checks"]}
+    assert not held["ch05-mnist-dr-beats-d"] and not held["ch05-mnist-d-robust-at-half-eps"] and not worse["rising"]
+
+
+def test_cost_and_tradeoff_verdicts():
+    s = constructed.study("mnist", "ci")
+    robust = {n: {"worst_acc": w} for n, w in zip(s.robust_models, [0.078, 0.562, 0.61, 0.132, 0.155, 0.212, 0.01])}
+    trained = _rows()
+    clean = {"mnist/standard": 0.978, "mnist/l2-2": 0.972, "mnist/l2-3": 0.941}
+    rows = [
+        {"model": f"source: {constructed.short(n)}", "clean": clean[n], "worst": robust[n]["worst_acc"], "time": 10.0}
+        for n in s.sources
+    ]
+    rows += [{"model": f"standard on {k}", "clean": 0.945, "worst": 0.212, "time": 25.0} for k in ("D_R(l2-3)",)]
+    v = constructed.cost_verdicts(s, rows)
+    assert v["checks"][0]["held"] and "35%" in v["lines"][0] and "2.5x" in v["lines"][1]
+    c = constructed.robustness_costs(s, rows, trained)
+    assert c["cost"] == pytest.approx(0.037) and [k["held"] for k in c["checks"]] == [True, True]
+    assert "44.2% test accuracy" in c["lines"][-1]
+    t = constructed.tradeoff_verdicts(c["cost"], {"cifar10/standard": 0.572, "cifar10/linf-8/255": 0.378}, 400)
+    assert t["cost"] == pytest.approx(0.194) and all(k["held"] for k in t["checks"]) and "LARGER" in t["lines"][1]
+    assert not constructed.tradeoff_verdicts(0.3, {"a/standard": 0.5, "a/b": 0.4}, 10)["checks"][1]["held"]
+
+
+def test_cost_rows_add_up_the_time_to_make_a_model(mnist_model, digits):
+    x, y = digits
+    s = constructed.study("mnist", "smoke")
+    nets = {n: mnist_model for n in s.sources}
+    robust = {n: {"worst_acc": 0.5} for n in s.robust_models}
+    meta = {n: {"train_time_s": 10.0} for n in s.robust_models}
+    rows = constructed.cost_rows(s, nets, meta, x, y, robust, {n: 5.0 for n in s.inversions}, _rows())
+    assert [r["model"] for r in rows] == [
+        "source: standard",
+        "source: l2-2",
+        "source: l2-3",
+        "standard on D_R(l2-2)",
+        "standard on D_R(l2-3)",
+        "standard on D_NR",
+        "standard on D",
+    ]
+    assert [r["time"] for r in rows] == [10.0] * 3 + [25.0] * 3 + [10.0]
+    assert rows[3]["clean"] == 0.938 and rows[0]["clean"] == evaluate.evaluate(mnist_model, x, y)["clean_acc"]
+
+
+def test_the_transfer_study_measures_rates_and_their_correlation(mnist_model, digits):
+    x, y = digits
+    s = constructed.study("mnist", "smoke")
+    s = constructed.Study(**{**s.__dict__, "transfer": {"trained": ("a", "a"), "random": ("b", "b")}})
+    torch.manual_seed(0)
+    nets = {"mnist/standard": mnist_model, "a": mnist_model, "b": models.build("mnist_cnn", channels=[2, 2], hidden=4)}
+    r = constructed.transfer_study(s, nets, x, y)
+    assert set(r["points"]) == {"trained", "random"} and r["rows"][0]["det"] == r["points"]["trained"][1]
+    assert r["points"]["trained"][1] == evaluate.evaluate(mnist_model, x, y)["clean_acc"]
+    assert r["corr"] == pytest.approx(1.0) or r["corr"] == pytest.approx(-1.0), "two points lie on a line"
+    assert [c["key"] for c in r["claims"]] == ["ch05-mnist-transfer"] and r["claims"][0]["held"] == (r["corr"] > 0.5)
+    assert r["same_top"] and r["checks"][0]["held"], "with two architectures the top two are both"
+
+
+def test_record_prints_and_records_and_stops_at_a_failed_check(capsys):
+    page = report.Chapter(5, "smoke", checked=True)
+    constructed.record(
+        page, {"lines": ["one", "two"], "checks": [{"key": "k1", "text": "fine", "measured": "1", "held": True}]}
+    )
+    assert capsys.readouterr().out.startswith("one\ntwo\n") and page.records["k1"]["held"]
+    with pytest.raises(AssertionError, match="k2"):
+        constructed.record(page, {"checks": [{"key": "k2", "text": "bad", "measured": "0", "held": False}]})

@@ -51,3 +51,126 @@ def test_toward_reaches_targets_within_eps_and_target_rate_counts_them(mnist_mod
     assert (attacks.L2.norm(x_t - x) <= 5.0 + 1e-4).all() and x_t.min() >= 0 and x_t.max() <= 1
     assert perception.target_rate(mnist_model, x_t, target) >= 0.8
     assert perception.target_rate(mnist_model, x, target) < 0.1
+
+
+def test_label_shortens_registry_names():
+    assert perception.label("mnist/standard") == "standard"
+    assert perception.label("mnist/linf-0.3") == "ℓ∞ 0.3"
+    assert perception.label("cifar10/linf-8/255") == "ℓ∞ 8/255"
+    assert perception.label("cifar10/l2-1") == "ℓ2 1"
+    assert perception.label("mnist/trades-6") == "trades-6"
+
+
+def test_figure_rows_start_with_the_images_and_keep_their_shape(make_tiny_model, mnist_eval):
+    models = {"a": make_tiny_model(0), "b": make_tiny_model(1)}
+    x, y = mnist_eval[0][:6], mnist_eval[1][:6]
+    rows = perception.gradient_rows(models, x, y)
+    assert list(rows) == ["image", "a", "b"] and rows["image"] is x
+    assert all(r.shape == x.shape for r in rows.values()) and rows["a"].abs().amax() == pytest.approx(1.0)
+    assert torch.equal(rows["b"], perception.signed_map(perception.loss_gradient(models["b"], x, y)))
+    clipped = perception.gradient_rows(models, x, y, render=perception.clipped_map)
+    assert all(0 <= clipped[k].min() and clipped[k].max() <= 1 for k in models)
+    large = perception.large_eps_rows(models, x, y, eps=3.0, steps=5)
+    assert list(large) == ["image", "a", "b"]
+    assert all((attacks.L2.norm(large[k] - x) <= 3.0 + 1e-4).all() and large[k].min() >= 0 for k in models)
+
+
+def test_class_grid_pairs_one_image_per_class_with_every_target(mnist_eval):
+    x, y = mnist_eval
+    sources, targets = perception.class_grid(x, y)
+    assert sources.shape == (100, 1, 28, 28) and targets.tolist() == list(range(10)) * 10
+    for c in range(10):
+        first = (y == c).nonzero()[0, 0]
+        assert all(torch.equal(sources[10 * c + t], x[first]) for t in range(10))
+    with pytest.raises(ValueError, match=r"class\(es\) \[9\]"):
+        perception.class_grid(x[y != 9], y[y != 9])
+
+
+def test_gradient_alignment_averages_the_two_measures(make_tiny_model, mnist_eval):
+    models = {"standard": make_tiny_model(0), "other": make_tiny_model(1)}
+    x, y = mnist_eval[0][:32], mnist_eval[1][:32]
+    got = perception.gradient_alignment(models, x, y)
+    grad = perception.loss_gradient(models["other"], x, y)
+    assert got["share"]["other"] == pytest.approx(perception.edge_energy_share(grad, x).mean().item())
+    assert got["pearson"]["other"] == pytest.approx(perception.edge_alignment(grad, x).mean().item())
+    report = perception.alignment_report({"MNIST": got}, n=32)
+    assert report.count("\n| MNIST |") == 2 and "32 test images per row." in report
+    ranks = "ranks" if got["pearson"]["other"] > got["pearson"]["standard"] else "does NOT rank"
+    assert f"On MNIST the Pearson correlation {ranks} the other model above the standard one" in report
+
+
+def test_verdicts_compare_every_robust_model_with_the_standard_one():
+    values = {"standard": 0.5, "ℓ∞ 0.3": 0.8, "ℓ2 2": 0.56}
+    assert perception.min_lead(values) == pytest.approx(0.06)
+    assert perception.separation(values) == "separates every robust model"
+    assert perception.separation({**values, "ℓ2 2": 0.4}) == "separates some robust models"
+    assert perception.separation({"standard": 0.5, "x": 0.5}) == "does NOT separate"
+    assert perception.listing(values) == "standard model 0.500, ℓ∞ 0.3 model 0.800, ℓ2 2 model 0.560"
+    table = perception.summary_table({"edges": values})
+    assert "| edges | 0.500 | ℓ∞ 0.3 0.800 / ℓ2 2 0.560 | separates every robust model |" in table
+    with pytest.raises(KeyError, match="standard="):
+        perception.min_lead({"robust": 1.0})
+
+
+def test_edge_shares_of_a_blind_gradient_equal_top_and_grow_with_it(make_tiny_model, mnist_eval):
+    x, y = mnist_eval[0][:32], mnist_eval[1][:32]
+    tops = [0.05, 0.2, 0.4]
+    shares = perception.edge_shares({"tiny": make_tiny_model(0)}, x, y, tops)
+    assert list(shares) == [perception.BLIND, "tiny"]
+    assert shares[perception.BLIND] == pytest.approx(tops, abs=0.01)
+    assert all(b >= a - 1e-6 for a, b in zip(shares["tiny"], shares["tiny"][1:]))
+    table = perception.shares_table(shares, tops)
+    assert "| top 5% | top 20% | top 40% |" in table and table.count(f"| {perception.BLIND} |") == 1
+
+
+def test_judge_agreement_asks_each_judge_about_the_same_images(mnist_model, make_tiny_model, mnist_eval):
+    x, y = mnist_eval[0][:40], mnist_eval[1][:40]
+    target = (y + 1) % 10
+    rows = perception.judge_agreement(
+        {"m": mnist_model}, {"same": mnist_model, "tiny": make_tiny_model(0)}, x, target, eps=[1.0, 5.0], steps=10
+    )
+    assert [(r["eps"], r["model"]) for r in rows] == [(1.0, "m"), (5.0, "m")]
+    assert all(r["self"] == r["same"] and 0 <= r["tiny"] <= 1 for r in rows)
+    x_t = perception.toward(mnist_model, x, target, eps=5.0, steps=10)
+    assert rows[1]["self"] == perception.target_rate(mnist_model, x_t, target) >= rows[0]["self"]
+    assert perception.agreement_at(rows, 5.0, "tiny") == {"m": rows[1]["tiny"]}
+    with pytest.raises(KeyError, match="no row at eps 3"):
+        perception.agreement_at(rows, 3.0, "self")
+    assert "seen as the target by the tiny" in perception.agreement_table(rows, ["same", "tiny"])
+
+
+def test_interpolation_rows_run_from_each_image_to_its_example(make_tiny_model, mnist_eval):
+    models = {"a": make_tiny_model(0), "b": make_tiny_model(1)}
+    x, y = mnist_eval[0][:2], mnist_eval[1][:2]
+    target = (y + 1) % 10
+    names = [f"digit {c}" for c in range(10)]
+    rows = perception.interpolation_rows(models, x, y, target, names, eps=2.0, steps=3, points=5)
+    first = f"a: digit {int(y[0])} → digit {int(target[0])}"
+    assert list(rows)[:2] == [first, f"b: digit {int(y[0])} → digit {int(target[0])}"] and len(rows) == 4
+    assert all(p.shape == (5, 1, 28, 28) for p in rows.values())
+    assert torch.equal(rows[first][0], x[0])
+    end = perception.toward(models["a"], x, target, eps=2.0, steps=3)[0]
+    assert torch.allclose(rows[first][-1], end, atol=1e-6)
+
+
+def test_gallery_groups_images_by_class_in_label_order():
+    sample = [(torch.full((3, 4, 4), float(i) / 10), label) for i, label in enumerate([2, 0, 2, 2, 0])]
+    rows, counts = perception.gallery(sample, per_class=2, classes=["dog", "cat", "frog"])
+    assert list(rows) == ["dog", "frog"] and counts == {"dog": 2, "frog": 3}
+    assert rows["frog"].shape == (2, 3, 4, 4) and torch.equal(rows["frog"][1], sample[2][0])
+
+
+def test_interpolation_figure_shows_both_ends_and_labels_each_row():
+    import matplotlib.pyplot as plt
+
+    from robustutils import plots
+
+    paths = {"ℓ2 2: cat → dog": torch.rand(20, 3, 8, 8), "standard: cat → dog": torch.rand(20, 3, 8, 8)}
+    fig = plots.interpolations(paths, shown=8)
+    axes = fig.axes
+    assert len(axes) == 16
+    assert axes[0].get_title() == "α = 0.00" and axes[7].get_title() == "α = 1.00"
+    assert axes[0].get_ylabel() == "ℓ2 2\ncat → dog" and axes[8].get_ylabel() == "standard\ncat → dog"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least 2"):
+        plots.interpolations(paths, shown=1)

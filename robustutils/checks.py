@@ -1,0 +1,317 @@
+"""Checks that a robustness evaluation can be trusted, and the tables and verdicts of chapter 2.
+
+Carlini et al. (2019), "On Evaluating Adversarial Robustness" (arXiv 1902.06705), section 4, list
+the checks that catch most broken evaluations; this module runs those the book uses:
+
+- an attack written by someone else (APGD, Croce & Hein 2020) beside our PGD, with the worst case
+  over all of them and a verdict where PGD overestimates it (:func:`robustness_rows`,
+  :func:`robustness_table`, :func:`overestimate_report`);
+- more steps, restarts and other step sizes change little, one step is weaker (:func:`strength_table`,
+  :func:`pgd_converged`);
+- unbounded attacks succeed (:func:`unbounded`, :func:`unbounded_verdict`).
+
+It also holds chapter 2's bookkeeping: robust accuracy against the test eps (:func:`sweep`,
+:func:`sweep_table`), the training histories (:func:`ramp_table`) and the verdicts of the chapter's
+claims. A *verdict* is a dict ``{"measured": str, "held": bool}``, the keyword arguments
+:meth:`robustutils.report.Chapter.claim` and :meth:`~robustutils.report.Chapter.check` take:
+``page.claim(key, text, paper=..., **verdict)``.
+
+Accuracies are fractions in [0, 1]; every eps is in pixel units of inputs in [0, 1]; a *curve* is
+``(eps values, accuracies)``, two lists of the same length.
+"""
+
+import torch
+
+from . import evaluate, independent, profiles, registry, report, zoo
+
+#: How far (percentage points) our PGD may overestimate the worst case over all attacks before
+#: the robustness table calls it a finding.
+TOLERANCE_PP = 2.0
+#: The threat models' names as printed.
+NORMS = {"linf": "ℓ∞", "l2": "ℓ2"}
+
+Curves = dict[str, dict[str, tuple[list, list]]]
+
+
+def threat(norm: str, eps: float) -> str:
+    """Return a threat model as printed: ``threat("linf", 0.3) == "ℓ∞ 0.3"`` (eps in pixel units).
+    Raises ``ValueError`` for a norm other than ``"linf"`` and ``"l2"``."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}: choose 'linf' or 'l2'")
+    return f"{NORMS[norm]} {eps:g}"
+
+
+def _verdict(measured: str, held) -> dict:
+    return {"measured": measured, "held": bool(held)}
+
+
+# --- Robust accuracy against the test eps ----------------------------------------------------
+
+
+def sweep(
+    models: dict[str, torch.nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    grids: dict[str, list[float]],
+    *,
+    steps: int,
+    into: Curves | None = None,
+) -> Curves:
+    """Return robust accuracy under PGD-``steps`` at each eps of ``grids[norm]`` for every model:
+    ``curves[norm][name] = (eps values, accuracies)`` (:func:`robustutils.evaluate.eps_sweep`), norm
+    by norm and, within a norm, model by model.
+
+    ``x`` [N, ...] images in [0, 1], ``y`` [N] class indices, on the models' device; ``into``: curves
+    to add to (updated in place and returned). Raises ``ValueError`` as
+    :func:`~robustutils.evaluate.eps_sweep` (e.g. an l_inf eps above 1)."""
+    curves = {} if into is None else into
+    for norm, grid in grids.items():
+        for name, model in models.items():
+            acc = evaluate.eps_sweep(model, x, y, list(grid), norm=norm, steps=steps)
+            curves.setdefault(norm, {})[name] = (list(grid), acc)
+    return curves
+
+
+def accuracy_at(curve: tuple[list, list], eps: float) -> float:
+    """Return a curve's accuracy at ``eps``; ``ValueError`` naming the grid when ``eps`` is not on it."""
+    grid, acc = curve
+    if eps not in grid:
+        raise ValueError(f"eps {eps:g} is not on the sweep's grid {grid}: add it to the profile's sweep")
+    return acc[grid.index(eps)]
+
+
+def sweep_table(curves: Curves) -> str:
+    """Return Markdown tables of :func:`sweep`'s curves, one per attack norm: a row per model, a
+    column per test eps."""
+    tables = []
+    for norm, by_model in curves.items():
+        grid = next(iter(by_model.values()))[0]
+        columns = {"model": f"model ({NORMS[norm]} attack)", **{i: f"ε {e:g}" for i, e in enumerate(grid)}}
+        rows = [{"model": name, **dict(enumerate(acc))} for name, (_, acc) in by_model.items()]
+        tables.append(report.markdown_table(rows, columns, {i: ".1%" for i in range(len(grid))}))
+    return "\n\n".join(tables)
+
+
+def brittle(
+    curves: Curves, model: str, *, clean: float, at: dict[str, float], limits: dict[str, float], n: int, steps: int
+) -> dict:
+    """Return the verdict that ``model``'s accuracy under PGD at ``at[norm]`` is at most ``limits[norm]`` for every
+    norm of ``at`` (Madry et al. 2018, sec. 4: a standard model misreads almost every digit).
+    ``clean``: its clean accuracy; ``n``: the test examples; ``steps``: PGD's steps (for the text)."""
+    acc = {norm: accuracy_at(curves[norm][model], eps) for norm, eps in at.items()}
+    parts = ", ".join(f"{acc[norm]:.1%} at {threat(norm, eps)}" for norm, eps in at.items())
+    return _verdict(
+        f"{clean:.1%} clean; {parts} (PGD-{steps}, {n} digits)", all(acc[norm] <= limits[norm] for norm in at)
+    )
+
+
+def beyond_training_eps(curves: Curves, trained: dict[str, tuple[str, float]], *, steps: int) -> dict:
+    """Return the verdict that each model of ``trained`` (name -> its training ``(norm, eps)``), attacked in its own
+    norm, keeps less than half its accuracy at the training eps at the sweep's largest eps."""
+    parts, held = [], True
+    for name, (norm, eps) in trained.items():
+        grid, acc = curves[norm][name]
+        at, beyond = accuracy_at((grid, acc), eps), acc[-1]
+        parts.append(f"{name}: {at:.1%} at its training ε, {beyond:.1%} at {threat(norm, grid[-1])}")
+        held = held and beyond < at / 2
+    return _verdict("; ".join(parts) + f" (PGD-{steps})", held)
+
+
+def robust_gain(
+    curves: Curves, trained: dict[str, tuple[str, float]], *, reference: str, min_gain: dict[str, float], steps: int
+) -> dict:
+    """Return the verdict that at its training ``(norm, eps)`` each model of ``trained`` beats the ``reference``
+    model's accuracy under the same attack by at least ``min_gain[norm]`` (a fraction; the text
+    gives percentage points)."""
+    parts, held = [], True
+    for k, (name, (norm, eps)) in enumerate(trained.items()):
+        gain = accuracy_at(curves[norm][name], eps) - accuracy_at(curves[norm][reference], eps)
+        parts.append(f"{100 * gain:+.1f}{' points' if k == 0 else ''} at {threat(norm, eps)}")
+        held = held and gain >= min_gain[norm]
+    return _verdict(f"robust minus {reference}: " + ", ".join(parts) + f" (PGD-{steps})", held)
+
+
+# --- Adversarial training --------------------------------------------------------------------
+
+
+def trained_well(histories: dict[str, list[dict]], *, min_clean: float, min_robust: float, n: int) -> dict:
+    """Return the verdict on training histories (:func:`robustutils.train.fit`'s, name -> one dict per epoch
+    with ``test_clean_acc`` and ``test_robust_acc``): after the last epoch every model has at least
+    ``min_clean`` clean and ``min_robust`` robust accuracy, its robust accuracy above the first
+    epoch's. ``n``: the test examples the histories were measured on (for the text)."""
+    parts, held = [], True
+    for name, history in histories.items():
+        first, last = history[0], history[-1]
+        parts.append(
+            f"{name}: {last['test_clean_acc']:.1%} clean, {last['test_robust_acc']:.1%} PGD-20 "
+            f"(epoch 1: {first['test_robust_acc']:.1%})"
+        )
+        held = held and (
+            last["test_clean_acc"] >= min_clean
+            and last["test_robust_acc"] >= min_robust
+            and last["test_robust_acc"] > first["test_robust_acc"]
+        )
+    return _verdict("; ".join(parts) + f" on {n} digits", held)
+
+
+def ramp_table(histories: dict[str, list[dict]]) -> str:
+    """Return a Markdown table of training histories, a row per run and a column per epoch:
+    "clean / PGD-20" test accuracy after that epoch."""
+    epochs = max(len(h) for h in histories.values())
+    rows = [
+        {
+            "run": name,
+            **{row["epoch"]: f"{row['test_clean_acc']:.1%} / {row['test_robust_acc']:.1%}" for row in history},
+        }
+        for name, history in histories.items()
+    ]
+    columns = {"run": "run", **{k: f"epoch {k}: clean / PGD-20" for k in range(1, epochs + 1)}}
+    return report.markdown_table(rows, columns)
+
+
+def ramp_helps(ramped: list[dict], flat: list[dict]) -> dict:
+    """Return the verdict that the run with the eps ramp (``ramped``, a training history) ends with a higher
+    robust accuracy than the run at the full eps from the start (``flat``)."""
+    a, b = ramped[-1], flat[-1]
+    return _verdict(
+        f"PGD-20 {a['test_robust_acc']:.1%} with the ramp, {b['test_robust_acc']:.1%} without "
+        f"(clean {a['test_clean_acc']:.1%} and {b['test_clean_acc']:.1%})",
+        a["test_robust_acc"] > b["test_robust_acc"],
+    )
+
+
+# --- Carlini et al. section 4: an independent attack ------------------------------------------
+
+
+def robustness_rows(
+    profile: str, threats: list[tuple[str, str, float]], *, tolerance_pp: float = TOLERANCE_PP, device=None
+) -> list[dict]:
+    """Return one row per ``(registry name, norm, eps)`` of ``threats``: the model evaluated by
+    :func:`robustutils.zoo.robustness` at the profile's attacks (our PGD, APGD-CE, APGD-DLR) on the
+    profile's ``n_test`` test examples (cached).
+
+    A row (:func:`robustutils.report.robustness_row`) has ``model`` (a short label), ``threat``
+    (:func:`threat`), ``clean``, each attack's robust accuracy by its name, ``worst`` (the
+    per-example worst case), ``gap`` (how far our PGD overestimates the worst case, percentage
+    points) and ``verdict``: ``"ok"`` or, when ``gap`` exceeds ``tolerance_pp``, a finding.
+
+    The caller's random state is left as it was, whether the evaluations come from the cache or
+    run now (loading a model and PGD's random starts would otherwise draw from it)."""
+    suite = profiles.config(profile, "eval")["suite"]
+    pgd_name = independent.pgd_key(suite["pgd_steps"], suite["pgd_restarts"])
+    rows = []
+    for name, norm, eps in threats:
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
+            result = zoo.robustness(name, profile, at=(norm, eps), device=device)
+        row = report.robustness_row(zoo.label(registry.recipe(name, profile)), threat(norm, eps), result, pgd_name)
+        rows.append({**row, "verdict": "ok" if row["gap"] <= tolerance_pp else "PGD overestimates: finding"})
+    return rows
+
+
+def robustness_table(rows: list[dict], suite: dict) -> str:
+    """Return the Markdown table of :func:`robustness_rows`; ``suite`` is the profile's evaluation
+    suite (``profiles.config(profile, "eval")["suite"]``), which names the columns."""
+    pgd_name = independent.pgd_key(suite["pgd_steps"], suite["pgd_restarts"])
+    apgd = suite["apgd_steps"]
+    columns = {
+        "model": "model",
+        "threat": "attack",
+        "clean": "clean",
+        pgd_name: pgd_name.upper(),
+        "apgd-ce": f"APGD-CE ({apgd})",
+        "apgd-dlr": f"APGD-DLR ({apgd})",
+        "worst": "worst case",
+        "gap": "PGD − worst (pp)",
+        "verdict": "verdict",
+    }
+    formats = {k: ".1%" for k in ("clean", pgd_name, "apgd-ce", "apgd-dlr", "worst")} | {"gap": ".1f"}
+    return report.markdown_table(rows, columns, formats)
+
+
+def overestimate_report(rows: list[dict], suite: dict, *, tolerance_pp: float = TOLERANCE_PP) -> str:
+    """Return a few short lines on :func:`robustness_rows`: the largest overestimate of our PGD,
+    then one line per finding (a gap above ``tolerance_pp``) or one saying there is none."""
+    pgd_name = independent.pgd_key(suite["pgd_steps"], suite["pgd_restarts"])
+    lines = [f"Largest PGD overestimate: {max(r['gap'] for r in rows):.1f} percentage points."]
+    findings = [r for r in rows if r["gap"] > tolerance_pp]
+    lines += [
+        f"Finding: {r['model']} at {r['threat']}: {pgd_name.upper()} {r[pgd_name]:.1%}, "
+        f"worst case {r['worst']:.1%} ({r['gap']:.1f} pp lower)."
+        for r in findings
+    ]
+    if not findings:
+        lines.append(f"PGD agrees with the independent attacks within {tolerance_pp:g} points on every model.")
+    return "\n".join(lines)
+
+
+# --- Carlini et al. section 4: attack strength and unbounded attacks --------------------------
+
+
+def strength_table(rows: list[dict], eps: float) -> str:
+    """Return the Markdown table of :func:`robustutils.evaluate.attack_strength`'s rows at ``eps``."""
+    return report.markdown_table(
+        rows,
+        {"attack": "attack", "step_size": "step size", "robust_acc": f"accuracy at ε {eps:g}"},
+        {"step_size": ".4f", "robust_acc": ".1%"},
+    )
+
+
+def by_attack(rows: list[dict]) -> dict[str, float]:
+    """Return :func:`robustutils.evaluate.attack_strength`'s rows as ``{attack name: robust accuracy}``."""
+    return {r["attack"]: r["robust_acc"] for r in rows}
+
+
+def pgd_converged(
+    rows: list[dict], *, eps: float, norm: str = "linf", max_drop_steps: float, max_drop_restarts: float
+) -> dict:
+    """Return the verdict on :func:`robustutils.evaluate.attack_strength`'s rows: the attack with the most
+    steps and the one with the most restarts lower PGD-10's robust accuracy by at most
+    ``max_drop_steps`` and ``max_drop_restarts`` (fractions): PGD has converged (Madry et al. 2018,
+    sec. 3 and Table 1). Raises ``ValueError`` when no row restarts (give ``restarts`` above 1)."""
+    acc = by_attack(rows)
+    most_steps = max(
+        (r for r in rows if r["attack"].startswith("PGD-") and "," not in r["attack"]), key=lambda r: r["steps"]
+    )["attack"]
+    restarted = [r for r in rows if r["restarts"] > 1]
+    if not restarted:
+        raise ValueError("the rows have no attack with restarts: give attack_strength restarts above 1")
+    restarted = max(restarted, key=lambda r: r["restarts"])["attack"]
+    held = acc["PGD-10"] - acc[most_steps] <= max_drop_steps and acc["PGD-10"] - acc[restarted] <= max_drop_restarts
+    return _verdict(
+        f"PGD-10 {acc['PGD-10']:.1%}, {most_steps} {acc[most_steps]:.1%}, {restarted} {acc[restarted]:.1%} "
+        f"at {threat(norm, eps)}",
+        held,
+    )
+
+
+def unbounded(
+    models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, *, steps: int, large: dict[str, float]
+) -> list[dict]:
+    """Return robust accuracy under PGD-``steps`` at a radius ``large[norm]`` (pixel units) where
+    any digit can be redrawn, model by model and norm by norm: rows ``{"model", "threat",
+    "robust_acc"}``. Accuracy that stays high there proves the attack broken (Carlini et al. 2019,
+    sec. 4). ``x`` [N, ...] in [0, 1] and ``y`` [N] on the models' device."""
+    return [
+        {
+            "model": name,
+            "threat": threat(norm, eps),
+            "robust_acc": evaluate.eps_sweep(model, x, y, [eps], norm=norm, steps=steps)[0],
+        }
+        for name, model in models.items()
+        for norm, eps in large.items()
+    ]
+
+
+def unbounded_table(rows: list[dict], *, steps: int) -> str:
+    """Return the Markdown table of :func:`unbounded`'s rows (``steps``: PGD's, for the header)."""
+    columns = {"model": "model", "threat": "attack", "robust_acc": f"accuracy under PGD-{steps}"}
+    return report.markdown_table(rows, columns, {"robust_acc": ".1%"})
+
+
+def unbounded_verdict(rows: list[dict], *, max_acc: float) -> dict:
+    """Return the verdict on :func:`unbounded`'s rows: every accuracy is at most ``max_acc``."""
+    worst = max(rows, key=lambda r: r["robust_acc"])
+    return _verdict(
+        f"at most {worst['robust_acc']:.1%} ({worst['model']} at {worst['threat']})",
+        all(r["robust_acc"] <= max_acc for r in rows),
+    )

@@ -1,0 +1,395 @@
+"""The accuracy–robustness trade-off on real data (chapter 3), by registry name at each profile.
+
+- :func:`panels`: the models of the training-ε grids (:data:`robustutils.registry.TRAINING_EPS`),
+  each attacked at its own ε, and the standard model at each panel's largest ε: Tsipras et al.
+  (2019) Fig. 7, standard accuracy against the training ε.
+- :func:`lowdata`: the low-data study (Tsipras et al. 2019, Fig. 1; Schmidt et al. 2018), standard
+  accuracy of the ``mnist/*-n<N>`` models against the training-set size.
+- :func:`trades_study`: TRADES (Zhang et al. 2019) beside Madry et al.'s MNIST ℓ∞ models, all at
+  :data:`robustutils.registry.TRADES_EPS`, with the Pareto front.
+- :func:`scale` and :func:`paper_table`: this run's numbers beside the papers'.
+
+Accuracies are fractions in [0, 1]; ε in pixel units; a robust accuracy is the worst case over the
+profile's attacks (:func:`robustutils.zoo.eval_attacks`).
+"""
+
+import dataclasses
+
+from . import data, evaluate, independent, plots, profiles, registry, report, runtime, zoo
+
+DATASET_TEXT = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+NORM_TEXT = {"linf": "ℓ∞", "l2": "ℓ2"}
+#: The registry names of the low-data models (``mnist/standard-n250``, ``mnist/l2-0.5-n250``, ...).
+LOWDATA_PATTERN = "mnist/*-n[0-9]*"
+#: How far the PGD of the evaluation may overestimate the worst case before a row is flagged (pp).
+GAP_FLAG_PP = 2.0
+
+
+def eps_text(dataset: str, norm: str, eps: float) -> str:
+    """Return ε as the book writes it: ``"8/255"`` for CIFAR-10 ℓ∞, else ``"0.3"``."""
+    return f"{round(eps * 255):g}/255" if dataset == "cifar10" and norm == "linf" and eps else f"{eps:g}"
+
+
+def threat_text(dataset: str, norm: str, eps: float) -> str:
+    """Return a threat model as the book prints it: ``"ℓ∞ ε 8/255"``."""
+    return f"{NORM_TEXT[norm]} ε {eps_text(dataset, norm, eps)}"
+
+
+def pgd_key(profile: str) -> str:
+    """Return the name of the profile's evaluation PGD in a result (``"pgd-40"`` at ``ci``)."""
+    suite = profiles.config(profile, "eval")["suite"]
+    return independent.pgd_key(suite["pgd_steps"], suite["pgd_restarts"])
+
+
+def _progress(items: list, desc: str, progress: bool):
+    return runtime.progress(items, desc) if progress else items
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """One (dataset, norm) panel of Tsipras et al.'s Fig. 7: the models trained at each ε of
+    ``eps`` (pixel units, 0 first: the standard model), ``results[i]`` the
+    :func:`robustutils.evaluate.compare` result of ``names[i]`` attacked at ``eps[i]``, and
+    ``standard_at_max`` that of the standard model attacked at ``eps[-1]``."""
+
+    dataset: str
+    norm: str
+    eps: tuple[float, ...]
+    names: tuple[str, ...]
+    results: tuple[dict, ...]
+    standard_at_max: dict
+
+    @property
+    def title(self) -> str:
+        """``"MNIST ℓ∞"``."""
+        return f"{DATASET_TEXT[self.dataset]} {NORM_TEXT[self.norm]}"
+
+    @property
+    def standard(self) -> list[float]:
+        """Standard (clean) accuracy of each model, in the order of ``eps``."""
+        return [r["clean_acc"] for r in self.results]
+
+    @property
+    def robust(self) -> list[float]:
+        """Worst-case robust accuracy of each model at its own training ε."""
+        return [r["worst_acc"] for r in self.results]
+
+    @property
+    def cost(self) -> float:
+        """Standard accuracy lost at the largest ε against standard training (a fraction)."""
+        return self.standard[0] - self.standard[-1]
+
+    @property
+    def bought(self) -> float:
+        """Robust accuracy at the largest ε gained over the standard model (a fraction)."""
+        return self.robust[-1] - self.standard_at_max["worst_acc"]
+
+    def non_increasing(self, tolerance: float) -> bool:
+        """Return whether standard accuracy never rises by more than ``tolerance`` (a fraction) between ε."""
+        return report.is_non_increasing(self.standard, tolerance)
+
+
+def panels(profile: str, datasets=("mnist", "cifar10"), *, progress: bool = False) -> dict[tuple[str, str], Panel]:
+    """Return the :class:`Panel` of each dataset and norm of :data:`robustutils.registry.TRAINING_EPS`,
+    keyed ``(dataset, norm)``, with the standard model at ε 0. Models come from
+    :func:`robustutils.zoo.get` (trained when not cached), evaluations from
+    :func:`robustutils.zoo.robustness` on the profile's ``eval`` ``n_test`` test images; ``progress``
+    shows a bar over the models."""
+    jobs = [(d, norm, eps) for d in datasets for norm, grid in registry.TRAINING_EPS[d].items() for eps in [0.0, *grid]]
+    jobs += [(d, norm, None) for d in datasets for norm in registry.TRAINING_EPS[d]]
+    results = {}
+    for d, norm, eps in _progress(jobs, "models (train or load, then attack)", progress):
+        if eps is None:  # the standard model at the panel's largest eps
+            at = registry.TRAINING_EPS[d][norm][-1]
+            results[d, norm, None] = zoo.robustness(registry.model_name(d), profile, at=(norm, at))
+        else:
+            results[d, norm, eps] = zoo.robustness(registry.model_name(d, norm, eps), profile, at=(norm, eps))
+    out = {}
+    for d in datasets:
+        for norm, grid in registry.TRAINING_EPS[d].items():
+            eps = (0.0, *grid)
+            out[d, norm] = Panel(
+                d,
+                norm,
+                eps,
+                tuple(registry.model_name(d, norm, e) for e in eps),
+                tuple(results[d, norm, e] for e in eps),
+                results[d, norm, None],
+            )
+    return out
+
+
+def robustness_rows(by_panel: dict[tuple[str, str], Panel], profile: str) -> list[dict]:
+    """Return one :func:`robustutils.report.robustness_row` per model and panel (each at its own ε),
+    then one per panel for the standard model at the panel's largest ε; ``model`` is the registry
+    name, ``threat`` as :func:`threat_text`, ``gap`` PGD's overestimate in pp."""
+    key = pgd_key(profile)
+    rows = [
+        report.robustness_row(name, threat_text(p.dataset, p.norm, e), r, key)
+        for p in by_panel.values()
+        for name, e, r in zip(p.names, p.eps, p.results)
+    ]
+    rows += [
+        report.robustness_row(
+            registry.model_name(p.dataset), threat_text(p.dataset, p.norm, p.eps[-1]), p.standard_at_max, key
+        )
+        for p in by_panel.values()
+    ]
+    return rows
+
+
+def robustness_table(rows: list[dict], profile: str) -> str:
+    """Return the Markdown table of :func:`robustness_rows` (or :meth:`TradesStudy.rows`): model,
+    threat, clean, each attack and the worst case (percent), and PGD − worst case (pp)."""
+    key = pgd_key(profile)
+    columns = {
+        "model": "model",
+        "threat": "attack",
+        "clean": "clean",
+        key: key.upper(),
+        "apgd-ce": "APGD-CE",
+        "apgd-dlr": "APGD-DLR",
+        "worst": "worst case",
+        "gap": "PGD − worst (pp)",
+    }
+    formats = {k: ".1%" for k in ("clean", key, "apgd-ce", "apgd-dlr", "worst")} | {"gap": ".1f"}
+    return report.markdown_table(rows, columns, formats)
+
+
+def flagged(rows: list[dict], threshold_pp: float = GAP_FLAG_PP) -> list[str]:
+    """Return ``"<model> at <threat> (<gap> pp)"`` for each row where PGD overestimates the worst
+    case by more than ``threshold_pp`` percentage points: there PGD's settings or the model's
+    gradients mislead PGD, and the worst case is the number to quote."""
+    return [f"{r['model']} at {r['threat']} ({r['gap']:.1f} pp)" for r in rows if r["gap"] > threshold_pp]
+
+
+def figure(by_panel: dict[tuple[str, str], Panel]):
+    """Return :func:`robustutils.plots.cost_and_gain` of the panels: standard accuracy against the
+    training ε on each panel's own scale, and robust accuracy bought, with the standard model's."""
+    return plots.cost_and_gain(
+        {
+            p.title: {
+                "eps": list(p.eps),
+                "ticks": [eps_text(p.dataset, p.norm, e) for e in p.eps],
+                "standard": p.standard,
+                "robust": p.robust,
+                "baseline": p.standard_at_max["worst_acc"],
+            }
+            for p in by_panel.values()
+        }
+    )
+
+
+def verdict_rows(by_panel: dict[tuple[str, str], Panel], tolerance: dict[str, float]) -> list[dict]:
+    """Return one row per panel: standard accuracy along the grid (``"99.2 → 97.0"``, percent),
+    whether it is non-increasing within ``tolerance[dataset]`` (a fraction), the ``cost`` and the
+    robust accuracy ``bought`` at the largest ε (fractions)."""
+    return [
+        {
+            "panel": p.title,
+            "largest": eps_text(p.dataset, p.norm, p.eps[-1]),
+            "standard": " → ".join(f"{100 * a:.1f}" for a in p.standard),
+            "falls": "yes" if p.non_increasing(tolerance[p.dataset]) else "NO",
+            "cost": p.cost,
+            "bought": p.bought,
+        }
+        for p in by_panel.values()
+    ]
+
+
+def verdict_table(by_panel: dict[tuple[str, str], Panel], tolerance: dict[str, float]) -> str:
+    """Return the Markdown table of :func:`verdict_rows`."""
+    columns = {
+        "panel": "panel",
+        "standard": "standard accuracy (%) along ε_train",
+        "falls": "non-increasing",
+        "largest": "largest ε_train",
+        "cost": "cost there",
+        "bought": "robust accuracy bought",
+    }
+    return report.markdown_table(verdict_rows(by_panel, tolerance), columns, {"cost": ".1%", "bought": "+.1%"})
+
+
+def tradeoff_verdict(
+    by_panel: dict[tuple[str, str], Panel], dataset: str, *, tolerance: float, least_cost: float, least_bought: float
+) -> tuple[bool, str]:
+    """Return ``(held, measured)`` for the trade-off claim on ``dataset``: in every norm, standard
+    accuracy is non-increasing within ``tolerance``, at least ``least_cost`` lower at the largest ε
+    than without adversarial training, and the robust accuracy bought there is at least
+    ``least_bought`` (all fractions). ``measured`` gives both ends and the robustness bought per norm."""
+    chosen = [p for (d, _), p in by_panel.items() if d == dataset]
+    if not chosen:
+        raise ValueError(f"no panel of {dataset!r}: panels(profile, datasets=...) must include it")
+    held = all(p.non_increasing(tolerance) and p.cost >= least_cost and p.bought >= least_bought for p in chosen)
+    measured = "; ".join(
+        f"{threat_text(p.dataset, p.norm, p.eps[-1])}: standard accuracy {p.standard[0]:.1%} → "
+        f"{p.standard[-1]:.1%}, worst-case robust accuracy {100 * p.bought:+.1f} pp"
+        for p in chosen
+    )
+    return held, measured
+
+
+# --- The low-data study ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LowData:
+    """Standard test accuracy ``accuracy[eps][i]`` of the MNIST model trained with ℓ2 adversarial
+    training at ``eps`` (0: standard training) on ``sizes[i]`` training digits."""
+
+    sizes: tuple[int, ...]
+    accuracy: dict[float, list[float]]
+
+    @property
+    def robust_eps(self) -> list[float]:
+        """The training ε above 0, ascending."""
+        return sorted(e for e in self.accuracy if e > 0)
+
+    @property
+    def best_small(self) -> tuple[float, float]:
+        """``(accuracy, eps)`` of the most accurate adversarially trained model on the fewest digits."""
+        return max((self.accuracy[e][0], e) for e in self.robust_eps)
+
+    @property
+    def helps_small(self) -> float:
+        """How much the best adversarially trained model beats standard training on the fewest digits."""
+        return self.best_small[0] - self.accuracy[0.0][0]
+
+    @property
+    def costs_large(self) -> float:
+        """How much the largest ε loses against standard training on the most digits (negative: it gains)."""
+        return self.accuracy[0.0][-1] - self.accuracy[self.robust_eps[-1]][-1]
+
+    def table(self) -> str:
+        """Return the Markdown table: one row per training-set size, one column per training ε."""
+        columns = {"n": "training digits"} | {e: f"ε {e:g}" + (" (standard)" if e == 0 else "") for e in self.accuracy}
+        rows = [{"n": f"{n:,}", **{e: acc[i] for e, acc in self.accuracy.items()}} for i, n in enumerate(self.sizes)]
+        return report.markdown_table(rows, columns, {e: ".1%" for e in self.accuracy})
+
+
+def lowdata(profile: str, *, n_test: int | None = None, progress: bool = False) -> LowData:
+    """Return the :class:`LowData` of the registry's ``mnist/*-n<N>`` models at ``profile``: each
+    one's clean accuracy on the first ``n_test`` MNIST test digits (default: the profile's
+    ``tradeoff`` ``lowdata_n_test``). The sizes and ε are read from the recipes."""
+    if n_test is None:
+        n_test = profiles.config(profile, "tradeoff")["lowdata_n_test"]
+    names = registry.names(profile, LOWDATA_PATTERN)
+    if not names:
+        raise ValueError(f"the registry has no low-data models at profile {profile!r} (names 'mnist/<model>-n<N>')")
+    x, y = data.test_set("mnist", n_test)
+    found = {}
+    for name in _progress(names, "low-data models", progress):
+        rec = registry.recipe(name, profile)
+        model, _ = zoo.get(name, profile, progress=progress)
+        eps = 0.0 if rec.attack is None else rec.attack["eps"]
+        found[rec.n_train, eps] = evaluate.evaluate(model, x, y)["clean_acc"]
+    sizes = sorted({n for n, _ in found})
+    accuracy = {e: [found[n, e] for n in sizes] for e in sorted({e for _, e in found})}
+    return LowData(tuple(sizes), accuracy)
+
+
+# --- TRADES beside Madry et al. -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TradesStudy:
+    """MNIST models at ℓ∞ ``eps``: ``results[label]`` the :func:`robustutils.evaluate.compare`
+    result of each (labels are registry names without ``mnist/``: ``standard``, ``linf-0.1`` for
+    Madry et al.'s training, ``trades-6`` for TRADES with β 6)."""
+
+    eps: float
+    results: dict[str, dict]
+
+    @property
+    def points(self) -> dict[str, tuple[float, float]]:
+        """``label -> (standard accuracy, worst-case robust accuracy)``."""
+        return {label: (r["clean_acc"], r["worst_acc"]) for label, r in self.results.items()}
+
+    @property
+    def frontier(self) -> list[str]:
+        """The labels no other model beats on both accuracies (:func:`robustutils.report.pareto_front`)."""
+        return report.pareto_front(self.points)
+
+    @property
+    def by_beta(self) -> list[tuple[float, float, float]]:
+        """``(beta, standard, robust)`` of each TRADES model, by ascending β."""
+        betas = sorted(float(label.removeprefix("trades-")) for label in self.results if label.startswith("trades-"))
+        return [(b, *self.points[f"trades-{b:g}"]) for b in betas]
+
+    def rows(self, profile: str) -> list[dict]:
+        """Return one :func:`robustutils.report.robustness_row` per model (for :func:`robustness_table`)."""
+        threat = threat_text("mnist", "linf", self.eps)
+        return [report.robustness_row(label, threat, r, pgd_key(profile)) for label, r in self.results.items()]
+
+
+def trades_study(profile: str, *, progress: bool = False) -> TradesStudy:
+    """Return the :class:`TradesStudy` of ``profile``: the MNIST standard model, the ℓ∞ models of
+    :data:`robustutils.registry.TRAINING_EPS` (Madry et al.'s training) and the ``mnist/trades-*``
+    models, all attacked at ℓ∞ :data:`robustutils.registry.TRADES_EPS` by the profile's attacks."""
+    eps = registry.TRADES_EPS
+    names = [registry.model_name("mnist", "linf", e) for e in [0.0, *registry.TRAINING_EPS["mnist"]["linf"]]]
+    names += registry.names(profile, "mnist/trades-*")
+    results = {
+        name.removeprefix("mnist/"): zoo.robustness(name, profile, at=("linf", eps))
+        for name in _progress(names, "TRADES and Madry models", progress)
+    }
+    return TradesStudy(eps, results)
+
+
+# --- This run beside the papers ---------------------------------------------------------------
+
+
+def scale(name: str, profile: str) -> str:
+    """Return the scale of the model ``name`` at ``profile``: ``"ci: mnist_cnn, 10,000 images, 3 epochs"``
+    (the training-set size on disk when the recipe takes all of it)."""
+    rec = registry.recipe(name, profile)
+    n = rec.n_train if rec.n_train is not None else len(data.split(rec.dataset, True)[1])
+    return f"{profile}: {rec.arch}, {n:,} images, {rec.epochs} epochs"
+
+
+def training_summary(name: str, profile: str) -> str:
+    """Return how the model ``name`` was trained: its :func:`scale` and training attack, e.g.
+    ``"ci: mnist_cnn, 10,000 images, 3 epochs; PGD-4"`` or ``"...; FGSM, random start, step 1.25 ε"``."""
+    atk = registry.recipe(name, profile).attack
+    if atk is None:
+        how = "standard training"
+    elif atk["steps"] == 1 and atk["step_size"] is not None:
+        how = f"FGSM, random start, step {atk['step_size'] / atk['eps']:g} ε"
+    else:
+        how = f"PGD-{atk['steps']}"
+    return f"{scale(name, profile)}; {how}"
+
+
+#: The papers' numbers this chapter sets beside its own, as (dataset, norm, eps, model, the paper's clean / robust).
+PAPER_NUMBERS = [
+    ("mnist", "linf", 0.3, "MNIST ℓ∞ 0.3 (Madry et al. 2018)", "98.8% / 89.3% (PGD-100, 20 restarts)"),
+    ("cifar10", "l2", 0.5, "CIFAR-10 ℓ2 0.5 (Ilyas et al. 2019, Table 7)", "90.8% / 70.9%"),
+    ("cifar10", "linf", 8 / 255, "CIFAR-10 ℓ∞ 8/255 (RobustBench Engstrom2019)", "87.0% / 49.3% (AutoAttack)"),
+]
+
+
+def paper_table(by_panel: dict[tuple[str, str], Panel], profile: str) -> str:
+    """Return the Markdown table of :data:`PAPER_NUMBERS` beside this run's clean / worst-case
+    accuracy of the same threat model (from ``by_panel``; a dash where the grid lacks the ε) and its
+    :func:`scale`."""
+    rows = []
+    for d, norm, eps, model, paper in PAPER_NUMBERS:
+        p = by_panel.get((d, norm))
+        r = None if p is None or eps not in p.eps else p.results[p.eps.index(eps)]
+        rows.append(
+            {
+                "model": model,
+                "paper": paper,
+                "scale": scale(registry.model_name(d, norm, eps), profile),
+                "ours": None if r is None else f"{r['clean_acc']:.1%} / {r['worst_acc']:.1%}",
+            }
+        )
+    return report.markdown_table(
+        rows,
+        {
+            "model": "model",
+            "paper": "paper: clean / robust",
+            "ours": "this run: clean / worst case",
+            "scale": "this run's scale",
+        },
+    )

@@ -1,0 +1,153 @@
+"""The trade-off chapter's bookkeeping (robustutils.tradeoff): the arithmetic of the panels, the
+low-data study and TRADES on given evaluations, and the registry names it reads. The studies run
+end to end, on models trained at each test profile, when `make test` executes chapter 3."""
+
+import matplotlib
+import pytest
+
+from robustutils import registry, tradeoff
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PGD = tradeoff.pgd_key("ci")
+
+
+def result(clean: float, worst: float, pgd: float | None = None) -> dict:
+    """A compare() result with the ci profile's attacks (PGD at ``pgd``, default the worst case)."""
+    pgd = worst if pgd is None else pgd
+    return {
+        "n": 400,
+        "clean_acc": clean,
+        "robust_acc": {PGD: pgd, "apgd-ce": worst, "apgd-dlr": worst},
+        "worst_acc": worst,
+        "attacks": {},
+    }
+
+
+def panel(dataset="mnist", norm="linf", standard=(0.99, 0.98, 0.97), robust=(0.99, 0.8, 0.7), baseline=0.0):
+    eps = (0.0, 0.1, 0.3)[: len(standard)]
+    return tradeoff.Panel(
+        dataset,
+        norm,
+        eps,
+        tuple(registry.model_name(dataset, norm, e) for e in eps),
+        tuple(result(s, r) for s, r in zip(standard, robust)),
+        result(standard[0], baseline),
+    )
+
+
+def test_a_panel_measures_cost_and_robustness_bought():
+    p = panel(standard=(0.99, 0.985, 0.95), robust=(0.99, 0.8, 0.7), baseline=0.02)
+    assert p.title == "MNIST ℓ∞" and p.names == ("mnist/standard", "mnist/linf-0.1", "mnist/linf-0.3")
+    assert p.standard == [0.99, 0.985, 0.95] and p.robust == [0.99, 0.8, 0.7]
+    assert p.cost == pytest.approx(0.04) and p.bought == pytest.approx(0.68)
+    assert p.non_increasing(0.0)
+    rising = panel(standard=(0.95, 0.97, 0.94))
+    assert not rising.non_increasing(0.015) and rising.non_increasing(0.02)
+
+
+def test_the_verdict_needs_every_norm_to_pay_and_gain():
+    both = {("mnist", "linf"): panel(baseline=0.0), ("mnist", "l2"): panel(norm="l2", baseline=0.0)}
+    held, measured = tradeoff.tradeoff_verdict(both, "mnist", tolerance=0.015, least_cost=0.005, least_bought=0.2)
+    assert held
+    assert measured == (
+        "ℓ∞ ε 0.3: standard accuracy 99.0% → 97.0%, worst-case robust accuracy +70.0 pp; "
+        "ℓ2 ε 0.3: standard accuracy 99.0% → 97.0%, worst-case robust accuracy +70.0 pp"
+    )
+    both["mnist", "l2"] = panel(norm="l2", standard=(0.99, 0.99, 0.988))  # no cost in l2
+    assert not tradeoff.tradeoff_verdict(both, "mnist", tolerance=0.015, least_cost=0.005, least_bought=0.2)[0]
+    with pytest.raises(ValueError, match="no panel of 'cifar10'"):
+        tradeoff.tradeoff_verdict(both, "cifar10", tolerance=0.03, least_cost=0.03, least_bought=0.1)
+
+
+def test_rows_list_every_model_then_the_standard_model_at_each_largest_eps():
+    by_panel = {
+        ("cifar10", "linf"): tradeoff.Panel(
+            "cifar10",
+            "linf",
+            (0.0, 8 / 255),
+            ("cifar10/standard", "cifar10/linf-8/255"),
+            (result(0.57, 0.57), result(0.38, 0.21, pgd=0.24)),
+            result(0.57, 0.02),
+        )
+    }
+    rows = tradeoff.robustness_rows(by_panel, "ci")
+    assert [(r["model"], r["threat"]) for r in rows] == [
+        ("cifar10/standard", "ℓ∞ ε 0"),
+        ("cifar10/linf-8/255", "ℓ∞ ε 8/255"),
+        ("cifar10/standard", "ℓ∞ ε 8/255"),
+    ]
+    assert rows[1]["gap"] == pytest.approx(3.0) and rows[1][PGD] == 0.24
+    assert tradeoff.flagged(rows) == ["cifar10/linf-8/255 at ℓ∞ ε 8/255 (3.0 pp)"]
+    table = tradeoff.robustness_table(rows, "ci")
+    assert "| PGD-40 |" in table and "| 38.0% | 24.0% | 21.0% | 21.0% | 21.0% | 3.0 |" in table
+    verdicts = tradeoff.verdict_table(by_panel, {"cifar10": 0.03})
+    assert "| CIFAR-10 ℓ∞ | 57.0 → 38.0 | yes | 8/255 | 19.0% | +19.0% |" in verdicts
+
+
+def test_the_figure_shows_each_panels_cost_on_its_own_scale():
+    by_panel = {
+        ("mnist", "linf"): panel(standard=(0.992, 0.985, 0.970)),
+        ("cifar10", "l2"): panel("cifar10", "l2", standard=(0.57, 0.49, 0.42)),
+    }
+    fig = tradeoff.figure(by_panel)
+    top_mnist, top_cifar, bottom_mnist, _ = fig.axes
+    assert (top_mnist.get_title(), top_cifar.get_title()) == ("MNIST ℓ∞", "CIFAR-10 ℓ2")
+    low, high = top_mnist.get_ylim()
+    assert 0.9 < low < 0.970 and 0.992 < high <= 1.0, "MNIST's 2-point cost fills its panel"
+    assert bottom_mnist.get_ylim() == (-0.02, 1.02)
+    plt.close(fig)
+
+
+def test_the_low_data_study_compares_the_fewest_and_the_most_digits():
+    low = tradeoff.LowData(
+        (250, 1000, 4000), {0.0: [0.868, 0.926, 0.932], 0.5: [0.881, 0.927, 0.942], 1.5: [0.905, 0.942, 0.950]}
+    )
+    assert low.robust_eps == [0.5, 1.5] and low.best_small == (0.905, 1.5)
+    assert low.helps_small == pytest.approx(0.037) and low.costs_large == pytest.approx(-0.018)
+    table = low.table()
+    assert table.splitlines()[0] == "| training digits | ε 0 (standard) | ε 0.5 | ε 1.5 |"
+    assert "| 4,000 | 93.2% | 94.2% | 95.0% |" in table
+
+
+def test_the_low_data_names_are_exactly_the_registrys_low_data_models():
+    for profile in ("smoke", "ci", "full"):
+        names = registry.names(profile, tradeoff.LOWDATA_PATTERN)
+        sizes = registry.table(profile)["lowdata"]["sizes"]
+        assert len(names) == len(sizes) * len(registry.LOWDATA_EPS)
+        assert "mnist/linf-0.3-no-ramp" not in names
+        assert all(registry.recipe(n, profile).n_train in sizes for n in names)
+
+
+def test_trades_points_frontier_and_betas():
+    study = tradeoff.TradesStudy(
+        0.3,
+        {
+            "standard": result(0.992, 0.0),
+            "linf-0.1": result(0.992, 0.0),
+            "linf-0.3": result(0.970, 0.718),
+            "trades-6": result(0.958, 0.758),
+            "trades-1": result(0.970, 0.675),
+        },
+    )
+    assert study.points["trades-6"] == (0.958, 0.758)
+    assert study.frontier == ["standard", "linf-0.1", "linf-0.3", "trades-6"]
+    assert study.by_beta == [(1.0, 0.970, 0.675), (6.0, 0.958, 0.758)]
+    assert [r["threat"] for r in study.rows("ci")] == ["ℓ∞ ε 0.3"] * 5
+
+
+def test_eps_and_threats_are_written_as_the_book_writes_them():
+    assert tradeoff.eps_text("cifar10", "linf", 2 / 255) == "2/255"
+    assert tradeoff.eps_text("cifar10", "l2", 0.25) == "0.25"
+    assert tradeoff.eps_text("cifar10", "linf", 0.0) == "0"
+    assert tradeoff.threat_text("mnist", "l2", 3.0) == "ℓ2 ε 3"
+
+
+def test_scale_and_training_summary_read_the_registry(data_dir):
+    assert tradeoff.scale("mnist/linf-0.3", "ci") == "ci: mnist_cnn, 10,000 images, 3 epochs"
+    assert tradeoff.training_summary("mnist/linf-0.3", "ci").endswith("; PGD-4")
+    assert tradeoff.training_summary("cifar10/linf-8/255", "ci").endswith("; FGSM, random start, step 1.25 ε")
+    assert tradeoff.training_summary("mnist/standard", "ci").endswith("; standard training")
+    table = tradeoff.paper_table({}, "ci")
+    assert table.count("| – |") == 3, "a threat model without results shows a dash"
