@@ -46,7 +46,9 @@ def _plain(value):
     for base in (int, float, str):  # subclasses too, e.g. torch.__version__ (a str subclass)
         if isinstance(value, base):
             return base(value)
-    raise TypeError(f"checkpoint metadata must be plain data (numbers, strings, lists, dicts); got {type(value).__name__}")
+    raise TypeError(
+        f"checkpoint metadata must be plain data (numbers, strings, lists, dicts); got {type(value).__name__}"
+    )
 
 
 def save(model: torch.nn.Module, path, meta: dict | None = None) -> Path:
@@ -55,8 +57,12 @@ def save(model: torch.nn.Module, path, meta: dict | None = None) -> Path:
     spec = getattr(getattr(model, "module", model), "spec", None)
     if spec is None:
         raise ValueError("save needs a model made by robustutils.models.build(arch, ...), which records its spec")
-    payload = {"arch": spec["arch"], "kwargs": spec["kwargs"], "state_dict": _clean_state_dict(model),
-               "meta": _plain(meta or {})}
+    payload = {
+        "arch": spec["arch"],
+        "kwargs": spec["kwargs"],
+        "state_dict": _clean_state_dict(model),
+        "meta": _plain(meta or {}),
+    }
     return _atomic_save(payload, path)
 
 
@@ -99,7 +105,9 @@ def read(path, map_location="cpu", required=("arch", "kwargs", "state_dict"), wh
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a corrupt file can make the unpickler raise almost anything
         # (UnpicklingError, EOFError, IndexError, KeyError, ...): all mean "not a readable checkpoint"
-        raise CheckpointError(f"{path} is not a readable checkpoint ({err}); delete it and train or save again") from err
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({err}); delete it and train or save again"
+        ) from err
     if not isinstance(payload, dict) or not set(required) <= payload.keys():
         raise CheckpointError(f"{path} is not a robustutils {what} (expected keys {', '.join(required)})")
     return payload
@@ -112,8 +120,10 @@ def load_weights(model: torch.nn.Module, state_dict: dict, source: str = "checkp
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:
         arch = getattr(model, "spec", {}).get("arch", type(model).__name__)
-        raise CheckpointError(f"{source} does not fit a {arch} model: {str(err).splitlines()[0]} "
-                              f"- check the architecture and its arguments") from err
+        raise CheckpointError(
+            f"{source} does not fit a {arch} model: {str(err).splitlines()[0]} "
+            f"- check the architecture and its arguments"
+        ) from err
     return model
 
 
@@ -125,8 +135,9 @@ def load(path, device=None) -> tuple[torch.nn.Module, dict]:
     return model.to(device or "cpu"), payload.get("meta", {})
 
 
-def load_or_train(path, build: Callable[[], torch.nn.Module], train: Callable[[torch.nn.Module], dict],
-                  device=None) -> tuple[torch.nn.Module, dict]:
+def load_or_train(
+    path, build: Callable[[], torch.nn.Module], train: Callable[[torch.nn.Module], dict], device=None
+) -> tuple[torch.nn.Module, dict]:
     """Return ``(model, meta)`` from ``path`` when it exists; else build, ``train(model) -> meta``, save.
 
     The cache key is the path: name it after everything that changes the weights (profile, eps, seed).

@@ -7,9 +7,9 @@ Build by name with :func:`build`, which records the name and arguments on the mo
 """
 
 import torch
-from torch import nn
 import torch.nn.functional as F
 import torchvision
+from torch import nn
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -46,8 +46,13 @@ def mnist_cnn(channels=(16, 32), hidden: int = 128, kernel: int = 3, num_classes
     Madry et al.'s MNIST network (see :func:`madry_mnist_cnn`).
     """
     c1, c2 = channels
-    body = nn.Sequential(*_conv_block(1, c1, kernel), *_conv_block(c1, c2, kernel), nn.Flatten(),
-                         nn.Linear(c2 * 7 * 7, hidden), nn.ReLU())
+    body = nn.Sequential(
+        *_conv_block(1, c1, kernel),
+        *_conv_block(c1, c2, kernel),
+        nn.Flatten(),
+        nn.Linear(c2 * 7 * 7, hidden),
+        nn.ReLU(),
+    )
     return Classifier(body, nn.Linear(hidden, num_classes), MNIST_MEAN, MNIST_STD)
 
 
@@ -108,7 +113,7 @@ def preact_resnet18(num_classes: int = 10, width: int = 64) -> Classifier:
     """Return PreAct-ResNet-18 for 32x32 CIFAR images (the usual adversarial-training baseline)."""
     layers, c_in = [nn.Conv2d(3, width, 3, 1, 1, bias=False)], width
     for i, stride in enumerate((1, 2, 2, 2)):
-        c_out = width * 2 ** i
+        c_out = width * 2**i
         layers += [PreActBlock(c_in, c_out, stride), PreActBlock(c_out, c_out, 1)]
         c_in = c_out
     layers += [nn.BatchNorm2d(c_in), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
@@ -118,8 +123,18 @@ def preact_resnet18(num_classes: int = 10, width: int = 64) -> Classifier:
 def resnet50(num_classes: int = 9) -> Classifier:
     """Return torchvision's ResNet-50 (random init) for Restricted ImageNet, 224x224 inputs."""
     net = torchvision.models.resnet50(weights=None, num_classes=num_classes)
-    body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2,
-                         net.layer3, net.layer4, net.avgpool, nn.Flatten())
+    body = nn.Sequential(
+        net.conv1,
+        net.bn1,
+        net.relu,
+        net.maxpool,
+        net.layer1,
+        net.layer2,
+        net.layer3,
+        net.layer4,
+        net.avgpool,
+        nn.Flatten(),
+    )
     return Classifier(body, net.fc, IMAGENET_MEAN, IMAGENET_STD)
 
 

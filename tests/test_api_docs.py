@@ -98,9 +98,14 @@ def test_docstrings_say_what_is_returned(name):
 def test_eps_is_documented_in_pixel_units(name):
     module = _module(name)
     module_says = "pixel" in (module.__doc__ or "").lower()
-    unitless = [qual for qual, obj in public_objects(module)
-                if inspect.isfunction(obj) and "eps" in inspect.signature(obj).parameters
-                and not module_says and "pixel" not in own_doc(obj).lower()]
+    unitless = [
+        qual
+        for qual, obj in public_objects(module)
+        if inspect.isfunction(obj)
+        and "eps" in inspect.signature(obj).parameters
+        and not module_says
+        and "pixel" not in own_doc(obj).lower()
+    ]
     assert not unitless, f"functions taking eps whose docstring (or module's) does not give its units: {unitless}"
 
 
@@ -126,7 +131,8 @@ def test_attribute_doc_comments_do_not_open_with_a_napoleon_type(name):
     ``--nitpick`` then fails the book on the "type" it cannot resolve: the first line says no ``x: ``
     before a role."""
     source = Path(_module(name).__file__).read_text().splitlines()
-    openings = [line for before, line in zip([""] + source, source)
-                if line.startswith("#: ") and not before.startswith("#:")]
+    openings = [
+        line for before, line in zip([""] + source, source) if line.startswith("#: ") and not before.startswith("#:")
+    ]
     typed = [line for line in openings if re.match(r"#: [^`]*?\w: ", line)]
     assert not typed, f"doc comments whose first line napoleon reads as a type: {typed}"

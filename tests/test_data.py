@@ -32,6 +32,7 @@ def check_unit_images(x: torch.Tensor, y: torch.Tensor, shape):
 
 # --- MNIST ---------------------------------------------------------------------------------
 
+
 def test_mnist_train_is_the_full_published_set(mnist_train, data_dir):
     x, y = mnist_train
     check_unit_images(x, y, (60_000, 1, 28, 28))
@@ -51,6 +52,7 @@ def test_mnist_test_is_the_full_published_set(mnist_test, data_dir):
 
 
 # --- CIFAR-10 subset (read directly from the pickles) --------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cifar_train(cifar_subset_dir):
@@ -84,6 +86,7 @@ def test_cifar10_reads_a_root_that_holds_the_batches_folder_itself(cifar_subset_
 
 
 # --- Restricted ImageNet -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def sample_table(imagenet_sample_dir):
@@ -136,13 +139,18 @@ def test_a_folder_without_restricted_classes_is_refused(tmp_path):
 
 # --- missing data, offline: a clear error naming the variable (needs no data) --------------
 
-@pytest.mark.parametrize("load", [
-    lambda root: data.mnist(train=True, root=root, download=False),
-    lambda root: data.mnist(train=False, root=root, download=False),
-    lambda root: data.cifar10(train=True, root=root, download=False),
-    lambda root: data.cifar10(train=False, root=root, download=False),
-    lambda root: data.restricted_imagenet("val", root=root),
-], ids=["mnist-train", "mnist-test", "cifar10-train", "cifar10-test", "restricted-imagenet"])
+
+@pytest.mark.parametrize(
+    "load",
+    [
+        lambda root: data.mnist(train=True, root=root, download=False),
+        lambda root: data.mnist(train=False, root=root, download=False),
+        lambda root: data.cifar10(train=True, root=root, download=False),
+        lambda root: data.cifar10(train=False, root=root, download=False),
+        lambda root: data.restricted_imagenet("val", root=root),
+    ],
+    ids=["mnist-train", "mnist-test", "cifar10-train", "cifar10-test", "restricted-imagenet"],
+)
 def test_missing_data_offline_names_the_variable(tmp_path, load):
     with pytest.raises(data.DataMissingError, match=r"Point the environment variable ROBUSTUTILS_DATA at a folder"):
         load(tmp_path)
@@ -157,6 +165,7 @@ def test_data_root_prefers_the_argument_then_the_variable(monkeypatch, tmp_path)
 
 
 # --- in-memory helpers (need no data) ------------------------------------------------------
+
 
 def test_subset_is_seeded_and_batches_cover_everything_once():
     x, y = torch.arange(100.0).view(100, 1), torch.arange(100)
@@ -175,24 +184,28 @@ def test_subset_is_seeded_and_batches_cover_everything_once():
 def test_subset_refuses_sizes_the_data_cannot_meet():
     x, y = torch.arange(10.0).view(10, 1), torch.arange(10)
     assert data.subset(x, y, 10)[1] is y, "all of them, in order"
-    for n, message in ((11, r"asked for 11 examples but there are only 10"), (0, r"asked for 0 examples: give a positive"),
-                       (-1, r"asked for -1 examples")):
+    for n, message in (
+        (11, r"asked for 11 examples but there are only 10"),
+        (0, r"asked for 0 examples: give a positive"),
+        (-1, r"asked for -1 examples"),
+    ):
         with pytest.raises(ValueError, match=message):
             data.subset(x, y, n)
 
 
 # --- the CIFAR-10 training augmentation (random crop of the zero-padded image, random flip) ----------
 
+
 def windows(x: torch.Tensor, padding: int):
     """Every crop of the zero-padded ``x`` [B, C, H, W] and its mirror image: a dict
     ``(dy, dx, flipped) -> [B, C, H, W]``, enumerated one by one (independently of crop_flip)."""
     h, w = x.shape[-2:]
     padded = torch.zeros(*x.shape[:2], h + 2 * padding, w + 2 * padding)
-    padded[..., padding:padding + h, padding:padding + w] = x
+    padded[..., padding : padding + h, padding : padding + w] = x
     out = {}
     for dy in range(2 * padding + 1):
         for dx in range(2 * padding + 1):
-            crop = padded[..., dy:dy + h, dx:dx + w]
+            crop = padded[..., dy : dy + h, dx : dx + w]
             out[dy, dx, False], out[dy, dx, True] = crop, crop.flip(-1)
     return out
 
@@ -203,11 +216,14 @@ def test_crop_flip_returns_a_shifted_window_of_the_padded_image_possibly_mirrore
     assert out.shape == x.shape and out.dtype == x.dtype and 0 <= out.min() and out.max() <= 1
     found = []
     for image in range(len(x)):
-        matches = [where for where, crop in windows(x[image:image + 1], 4).items() if torch.equal(out[image], crop[0])]
+        matches = [
+            where for where, crop in windows(x[image : image + 1], 4).items() if torch.equal(out[image], crop[0])
+        ]
         assert len(matches) == 1, f"image {image} is not exactly one window of its padded original"
         found.append(matches[0])
-    assert {dy for dy, _, _ in found} == set(range(9)) and {dx for _, dx, _ in found} == set(range(9)), \
+    assert {dy for dy, _, _ in found} == set(range(9)) and {dx for _, dx, _ in found} == set(range(9)), (
         "every offset from 0 to 2 * padding occurs"
+    )
     assert 0.4 < sum(flipped for _, _, flipped in found) / len(found) < 0.6
 
 
@@ -235,4 +251,6 @@ def test_crop_flip_is_repeatable_from_its_generator():
 def test_crop_flip_on_the_gpu_draws_what_it_draws_on_the_cpu():
     x = torch.rand(64, 3, 32, 32)
     on_gpu = data.crop_flip(x.cuda(), torch.Generator().manual_seed(3))
-    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), data.crop_flip(x, torch.Generator().manual_seed(3)))
+    assert on_gpu.device.type == "cuda" and torch.equal(
+        on_gpu.cpu(), data.crop_flip(x, torch.Generator().manual_seed(3))
+    )

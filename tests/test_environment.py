@@ -4,10 +4,10 @@ dependency that ``pyproject.toml`` declares. A rebuild on a fresh machine is the
 
 import importlib.metadata
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -38,8 +38,10 @@ def pins() -> dict[str, tuple[str, str | None]]:
 
 
 def test_every_lock_line_is_an_exact_pin(pins):
-    assert len(pins) > 100 and {"torch", "torchvision", "numpy", "jupyter-book", "papermill", "nbval",
-                                "torchattacks"} <= pins.keys()
+    assert (
+        len(pins) > 100
+        and {"torch", "torchvision", "numpy", "jupyter-book", "papermill", "nbval", "torchattacks"} <= pins.keys()
+    )
 
 
 def test_the_lock_covers_every_declared_dependency(pins):
@@ -50,7 +52,8 @@ def test_the_lock_covers_every_declared_dependency(pins):
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{name} is declared in pyproject.toml but missing from the lock: run `make lock`"
         assert requirement.specifier.contains(pins[name][0], prereleases=True), (
-            f"the lock pins {name}=={pins[name][0]}, outside pyproject.toml's {requirement.specifier}: run `make lock`")
+            f"the lock pins {name}=={pins[name][0]}, outside pyproject.toml's {requirement.specifier}: run `make lock`"
+        )
 
 
 def test_installed_versions_are_the_locked_ones(pins):

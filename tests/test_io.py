@@ -3,12 +3,18 @@ prefixes, and fail with :class:`io.CheckpointError` when corrupt or for the wron
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from robustutils import io, models, runtime
 
-META = {"history": [{"epoch": 1, "train_loss": 0.25, "test_robust_acc": None}],
-        "profile": "smoke", "eps": 0.3, "seed": 0, "tags": ("pgd", "linf")}
+META = {
+    "history": [{"epoch": 1, "train_loss": 0.25, "test_robust_acc": None}],
+    "profile": "smoke",
+    "eps": 0.3,
+    "seed": 0,
+    "tags": ("pgd", "linf"),
+}
 
 
 def small_model(seed: int = 0):
@@ -77,6 +83,7 @@ def test_load_or_train_trains_once_then_loads(tmp_path):
 
 # --- bad checkpoints -----------------------------------------------------------------------
 
+
 @given(junk=st.binary(max_size=512))
 def test_random_bytes_raise_checkpoint_error(tmp_path_factory, junk):
     path = tmp_path_factory.mktemp("junk") / "model.pt"
@@ -87,8 +94,16 @@ def test_random_bytes_raise_checkpoint_error(tmp_path_factory, junk):
 
 # Byte strings on which torch's weights-only unpickler raises KeyError / IndexError rather than
 # UnpicklingError; io.read let those escape before it caught every exception.
-@pytest.mark.parametrize("junk", [b"h\xa6\x97\x96\xcdP\xa0\xbb", b"K\x9b\x86\xfd\xf1\x82\x03\xc3",
-                                  b"R\xb0J\x10\xe6b\xf4\x99", b"j\x98\xf9\x83\xb8\xc8\x00\x15", b""])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"h\xa6\x97\x96\xcdP\xa0\xbb",
+        b"K\x9b\x86\xfd\xf1\x82\x03\xc3",
+        b"R\xb0J\x10\xe6b\xf4\x99",
+        b"j\x98\xf9\x83\xb8\xc8\x00\x15",
+        b"",
+    ],
+)
 def test_corrupt_checkpoint_raises_checkpoint_error(tmp_path, junk):
     path = tmp_path / "model.pt"
     path.write_bytes(junk)
@@ -105,8 +120,9 @@ def test_truncated_checkpoint_raises_checkpoint_error(tmp_path):
 
 def test_a_plain_tensor_is_not_a_checkpoint(tmp_path):
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
-    with pytest.raises(io.CheckpointError,
-                       match=r"is not a robustutils checkpoint \(expected keys arch, kwargs, state_dict\)"):
+    with pytest.raises(
+        io.CheckpointError, match=r"is not a robustutils checkpoint \(expected keys arch, kwargs, state_dict\)"
+    ):
         io.load(tmp_path / "tensor.pt")
 
 
@@ -117,8 +133,9 @@ class Payload:  # any class: a weights-only load must refuse to run its code
 
 def test_pickled_objects_are_refused_rather_than_executed(tmp_path):
     model = small_model()
-    torch.save({"arch": "mnist_cnn", "kwargs": {}, "state_dict": model.state_dict(), "meta": Payload()},
-               tmp_path / "model.pt")
+    torch.save(
+        {"arch": "mnist_cnn", "kwargs": {}, "state_dict": model.state_dict(), "meta": Payload()}, tmp_path / "model.pt"
+    )
     with pytest.raises(io.CheckpointError, match=r"is not a readable checkpoint"):
         io.load(tmp_path / "model.pt")
 
@@ -144,6 +161,7 @@ def test_saving_a_model_not_built_by_build_is_refused(tmp_path):
 
 def test_numpy_and_torch_scalars_in_meta_are_stored_as_plain_numbers(tmp_path):
     import numpy as np
+
     meta = {"acc": np.float64(0.5), "n": np.int64(3), "loss": torch.tensor(0.25), "curve": torch.tensor([1.0, 2.0])}
     _, loaded = io.load(io.save(small_model(), tmp_path / "model.pt", meta=meta))
     assert loaded == {"acc": 0.5, "n": 3, "loss": 0.25, "curve": [1.0, 2.0]}

@@ -107,4 +107,6 @@ def test_cifar_cnn_with_one_conv_per_block_is_smaller_and_same_shaped():
 def test_mlp_on_colour_images_normalises_with_cifar_statistics():
     model = models.build("mlp", hidden=[64], in_shape=[3, 32, 32])
     assert torch.allclose(model.mean.flatten(), torch.tensor(models.CIFAR10_MEAN))
-    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10) and model.representation(torch.rand(1, 3, 32, 32)).shape == (1, 64)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10) and model.representation(
+        torch.rand(1, 3, 32, 32)
+    ).shape == (1, 64)
