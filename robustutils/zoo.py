@@ -123,19 +123,6 @@ def path(rec: dict, root=None) -> Path:
 COMPLETE_SIZES = data.COMPLETE_SIZES
 
 
-def check_request(
-    rec: dict,
-    n: int | None,
-    available: int,
-    train_split: bool,
-    held_by: str | None = None,
-    setting: str | None = None,
-    fix: str | None = None,
-) -> None:
-    """:func:`robustutils.data.check_request` for the dataset of the recipe ``rec``."""
-    data.check_request(rec["dataset"], n, available, train_split, held_by=held_by, setting=setting, fix=fix)
-
-
 _split = data.split
 
 
@@ -148,8 +135,12 @@ def _imagenet(rec: dict, train_split: bool, n: int | None):
         size=rec["image_size"],
         transform=None if train_split else data.imagenet_transform(False, rec["image_size"]),
     )
-    check_request(
-        rec, n if not train_split else rec["n_train"], len(folder), train_split, held_by=f"the folder {folder.root}"
+    data.check_request(
+        rec["dataset"],
+        n if not train_split else rec["n_train"],
+        len(folder),
+        train_split,
+        held_by=f"the folder {folder.root}",
     )
     if not train_split:
         return data.test_set("restricted_imagenet", n, image_size=rec["image_size"])
@@ -176,13 +167,13 @@ def dataset(rec: dict, train_split: bool = True, n: int | None = None, device=No
     with ``train_data`` trains on that constructed dataset (:func:`constructed`, from the cache under
     ``root`` or built on ``device``) and is tested on the real test set. A size the data cannot meet
     (``n_train`` or ``n`` above what is on disk, e.g. 10,000 CIFAR-10 test images from the 1,017 of a
-    shortened copy, or below 1) raises ``ValueError`` (:func:`check_request`) instead of shrinking."""
+    shortened copy, or below 1) raises ``ValueError`` (:func:`robustutils.data.check_request`) instead of shrinking."""
     if rec["dataset"] == "restricted_imagenet":
         return _imagenet(rec, train_split, n)
     if train_split and rec["train_data"] is not None:
-        x, y = constructed(rec["train_data"], device, root=root)
-        check_request(
-            rec,
+        x, y = constructed(rec["train_data"], device=device, root=root)
+        data.check_request(
+            rec["dataset"],
             rec["n_train"],
             len(y),
             True,
@@ -193,7 +184,7 @@ def dataset(rec: dict, train_split: bool = True, n: int | None = None, device=No
     if not train_split:
         return data.test_set(rec["dataset"], n)
     x, y = _split(rec["dataset"], train_split)
-    check_request(rec, rec["n_train"], len(y), train_split)
+    data.check_request(rec["dataset"], rec["n_train"], len(y), train_split)
     return data.subset(x, y, rec["n_train"], generator=torch.Generator().manual_seed(rec["seed"]))
 
 
@@ -340,7 +331,7 @@ def get(
     Raises:
         KeyError: an unknown name (the message lists the closest ones).
         ValueError: a dataset's name, a name without a profile, or a training size the data on disk
-            cannot meet (:func:`check_request`).
+            cannot meet (:func:`robustutils.data.check_request`).
 
     A cached model trained by other code than this (its ``code`` differs) is loaded with a
     ``UserWarning`` that says how to retrain it. The caller's random state is left as it was, so
@@ -399,7 +390,7 @@ def robustness(
     fingerprint of the code that trained the model, the attacks' settings and ``n_test``; the
     attacks' random starts are seeded from that key, so the result does not depend on what ran
     before, and the caller's random state is left as it was. An ``n_test`` the test set cannot meet
-    raises ``ValueError`` (:func:`check_request`), even when cached.
+    raises ``ValueError`` (:func:`robustutils.data.check_request`), even when cached.
     """
     if (at is None) == (attacks_by_name is None):
         raise ValueError("give the threat model as at=(norm, eps) or the attacks as attacks_by_name, not both")
@@ -413,7 +404,7 @@ def robustness(
         n_test = profiles.config(profile, "eval")["n_test"]
     name, rec = _resolve(model, profile)
     if rec["dataset"] in NUM_CLASSES:  # in memory: check the size before trusting a cached file
-        check_request(rec, n_test, len(_split(rec["dataset"], False)[1]), False)
+        data.check_request(rec["dataset"], n_test, len(_split(rec["dataset"], False)[1]), False)
     net, meta = get(model if isinstance(model, str) else rec, profile, device=device, root=root)
     settings = {name: a.settings() for name, a in attacks_by_name.items()}
     digest = hashlib.sha256(
@@ -475,8 +466,8 @@ def data_path(spec: dict, root=None) -> Path:
 
 def _construct(spec: dict, device, progress: bool, root) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = dataset(recipe(spec["source"]))
-    check_request(
-        spec["source"],
+    data.check_request(
+        spec["source"]["dataset"],
         spec["n"],
         len(y),
         True,

@@ -3,23 +3,7 @@
 import pytest
 import torch
 
-from robustutils import attacks, data, evaluate, models, runtime
-
-HISTORY_KEYS = {"epoch", "lr", "eps", "train_loss", "train_acc", "time_s", "test_clean_acc", "test_robust_acc"}
-
-
-@pytest.fixture(scope="module")
-def small_train(mnist_train):
-    """1,000 real training digits: enough to exercise the loop in well under a second."""
-    return data.subset(*mnist_train, 1_000, generator=torch.Generator().manual_seed(1))
-
-
-def small_model(seed: int = 0):
-    runtime.set_seed(seed)
-    return models.build("mnist_cnn", channels=(8, 16), hidden=32)
-
-
-# --- evaluate ------------------------------------------------------------------------------
+from robustutils import attacks, evaluate
 
 
 def test_evaluate_reports_accuracies_and_the_attack_settings(mnist_model, mnist_eval):

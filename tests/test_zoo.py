@@ -319,7 +319,6 @@ def test_a_cached_evaluation_of_more_test_images_than_exist_is_not_served(data_d
     model, _ = zoo.get(TINY, device="cpu", progress=False, root=tmp_path)
     suite = independent.suite(0.1, "linf", pgd_steps=2, apgd_steps=2)
     with monkeypatch.context() as patch:  # an evaluation cached by the code that shrank the request silently
-        patch.setattr(zoo, "check_request", lambda *args, **kwargs: None)
         patch.setattr(data, "check_request", lambda *args, **kwargs: None)
         patch.setattr(evaluate, "compare", lambda model, x, y, attacks: {"n": len(y)})
         assert zoo.robustness(TINY, attacks_by_name=suite, n_test=10_001, device="cpu", root=tmp_path) == {"n": 10_000}
