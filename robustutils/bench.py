@@ -492,7 +492,7 @@ def record_index(folder=RECORDS) -> dict[tuple[str, str], dict]:
 
 def records_verdict(index: dict[tuple[str, str], dict], device: str = "cpu") -> dict:
     """Return ``{"measured", "held"}``: whether ``index`` (:func:`record_index`) holds a record of
-    every benchmark of :data:`BENCHMARKS` on ``device``; measured names the records found (or missing)."""
+    every benchmark of ``BENCHMARKS`` on ``device``; measured names the records found (or missing)."""
     missing = [name for name in BENCHMARKS if (name, device) not in index]
     found = ", ".join(f"{name} on {dev}" for name, dev in sorted(index)) or "none"
     return {

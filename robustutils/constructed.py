@@ -235,7 +235,7 @@ class Study:
 
     @property
     def title(self) -> str:
-        """The dataset as the text names it: ``"MNIST"``, ``"CIFAR-10"``."""
+        """The dataset as the text names it (``"MNIST"``, ``"CIFAR-10"``)."""
         return data.NAMES[self.dataset]
 
     @property
@@ -250,7 +250,7 @@ class Study:
 
     @property
     def datasets(self) -> list[str]:
-        """The names of the constructed datasets: the inversions, then the relabellings."""
+        """The names of the constructed datasets (the inversions, then the relabellings)."""
         return [*self.inversions, *self.relabellings]
 
     @property
@@ -260,8 +260,8 @@ class Study:
 
     @property
     def robust_models(self) -> list[str]:
-        """The models whose robust accuracy the chapter measures: the sources and the models
-        trained on ``D``, D_R and D_NR."""
+        """The models whose robust accuracy the chapter measures (the sources and the models
+        trained on ``D``, D_R and D_NR)."""
         return [*self.sources, *(self.trained[k] for k in ["D", *map(short, self.inversions)])]
 
     def real_images(self) -> tuple[torch.Tensor, torch.Tensor]:

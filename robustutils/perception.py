@@ -370,7 +370,7 @@ def gallery(sample, per_class: int = 6, classes=None) -> tuple[dict[str, torch.T
     """Return up to ``per_class`` images of each class in ``sample`` (a dataset of (image, label)
     items, e.g. :func:`robustutils.data.restricted_imagenet`) as ``{class name: [k, C, H, W]}`` in
     label order, and the number of images of each class; names from ``classes`` (default
-    :data:`robustutils.data.RESTRICTED_IMAGENET_CLASSES`)."""
+    ``robustutils.data.RESTRICTED_IMAGENET_CLASSES``)."""
     classes = RESTRICTED_IMAGENET_CLASSES if classes is None else classes
     by_class: dict[int, list] = {}
     for image, c in (sample[i] for i in range(len(sample))):

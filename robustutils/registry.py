@@ -87,7 +87,7 @@ class Recipe:
         return cls(**copy.deepcopy(rec))
 
     def replace(self, **changes) -> "Recipe":
-        """Return a copy with ``changes`` (as :func:`dataclasses.replace`)."""
+        """Return a copy with ``changes`` (as ``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
     def __hash__(self):
@@ -124,7 +124,7 @@ class Construction:
 
     @property
     def label(self) -> str:
-        """Ilyas et al.'s name: ``D_R``, ``D_NR``, ``D_rand`` or ``D_det``."""
+        """The name Ilyas et al. give it (``D_R``, ``D_NR``, ``D_rand`` or ``D_det``)."""
         if self.kind == "invert":
             return "D_NR" if self.source.attack is None else "D_R"
         return f"D_{self.kind}"

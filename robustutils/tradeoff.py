@@ -257,7 +257,7 @@ class LowData:
 
     @property
     def costs_large(self) -> float:
-        """How much the largest ε loses against standard training on the most digits (negative: it gains)."""
+        """How much the largest ε loses against standard training on the most digits (if negative, it gains)."""
         return self.accuracy[0.0][-1] - self.accuracy[self.robust_eps[-1]][-1]
 
     def table(self) -> str:

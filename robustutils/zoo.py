@@ -495,7 +495,7 @@ def constructed(
     spec, profile: str | None = None, *, device=None, progress: bool = True, root=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the ``(x, y)`` CPU tensors (images in [0, 1], int64 labels) of a constructed dataset:
-    a registry name at ``profile`` (``"mnist/D_R(l2-2)"``) or a :class:`Construction` (or its spec
+    a registry name at ``profile`` (``"mnist/D_R(l2-2)"``) or a :class:`~robustutils.registry.Construction` (or its spec
     dict). It is built on ``device`` (default: the GPU when present) the first time and cached; the
     source model comes from :func:`get`. The build time in seconds is kept in the cache file's meta."""
     name, spec = _resolve(spec, profile, want=Construction)
