@@ -148,6 +148,8 @@ def step_size(eps: float, steps: int, factor: float | None = None) -> float:
         step_size(8 / 255, 1, 1.25)     # FGSM with random start (Wong et al. 2020): 1.25 * eps
     """
     check_count("steps", steps)
+    if isinstance(eps, bool) or not (isinstance(eps, numbers.Real) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps is a radius in pixel units of inputs in [0, 1], a finite number >= 0; got {eps!r}")
     if factor is None:
         return 2.5 * eps / steps
     if isinstance(factor, bool) or not (isinstance(factor, numbers.Real) and math.isfinite(factor) and factor >= 0):
@@ -614,6 +616,11 @@ class PGD:
 
     def __post_init__(self):
         check_settings(self.eps, self.steps, self.step_size, self.norm, self.restarts)
+        if self.loss_fn is not None and not callable(self.loss_fn):
+            raise ValueError(
+                f"loss_fn must be a function loss_fn(model, x_adv, y) -> [N] losses, or None for "
+                f"cross-entropy; got {type(self.loss_fn).__name__} {self.loss_fn!r}"
+            )
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pgd(model, x, y, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})

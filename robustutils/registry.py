@@ -22,6 +22,7 @@ import difflib
 import fnmatch
 import functools
 import json
+import math
 from typing import Any
 
 from . import profiles
@@ -158,10 +159,19 @@ def model_name(dataset: str, norm: str | None = None, eps: float = 0.0) -> str:
     == "cifar10/linf-8/255"``; ``eps == 0`` (or no norm) names the standard model."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}: choose one of {DATASETS}")
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps is a training radius in pixel units, a finite number >= 0; got {eps!r}")
+    if norm is None and eps != 0:
+        raise ValueError(f"eps {eps:g} needs a norm: 'linf' or 'l2'")
     if norm is None or eps == 0:
         return f"{dataset}/standard"
     if norm not in ("linf", "l2"):
         raise ValueError(f"unknown norm {norm!r}: choose 'linf' or 'l2'")
+    if norm == "linf" and eps > 1:
+        raise ValueError(
+            f"an l_inf eps above 1 covers every image in [0, 1]; eps is in pixel units: for {eps:g}/255 "
+            f"give {eps:g} / 255"
+        )
     return f"{dataset}/{norm}-{_fmt_eps(dataset, norm, eps)}"
 
 
@@ -501,6 +511,8 @@ def names(profile: str, pattern: str = "*") -> list[str]:
 
 def entry(name: str, profile: str) -> Entry:
     """Return the entry ``name`` of ``profile``. Raises ``KeyError`` naming the closest names."""
+    if not isinstance(name, str):
+        raise KeyError(f"a registry name is a string such as 'mnist/linf-0.3'; got {type(name).__name__} {name!r}")
     found = _entries(profile).get(name)
     if found is None:
         close = difflib.get_close_matches(name, list(_entries(profile)), n=4, cutoff=0.4)

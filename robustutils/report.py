@@ -72,6 +72,19 @@ def _glue(record: dict) -> None:
     glue(CLAIM_PREFIX + record["key"], json.dumps(record), display=False)
 
 
+def _boolean(name: str, value) -> bool:
+    """``value`` as a bool: a Python or NumPy bool, or a one-element tensor of one; anything else
+    (a string such as "False", a number, a tensor of several values) raises ``ValueError``."""
+    if hasattr(value, "numel") and value.numel() == 1 and str(value.dtype) == "torch.bool":
+        return bool(value.item())
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise ValueError(
+        f"{name} must be a boolean, e.g. held=acc > 0.9; got {type(value).__name__} {value!r}"
+        + (" (a string is always true: compare numbers instead)" if isinstance(value, str) else "")
+    )
+
+
 def _record(
     key: str, text: str, paper, measured: str, held: bool, checked: bool, kind: str, chapter: int | None = None
 ) -> dict:
@@ -80,8 +93,8 @@ def _record(
         "claim": text,
         "paper": paper,
         "measured": measured,
-        "held": bool(held),
-        "checked": bool(checked),
+        "held": _boolean("held", held),
+        "checked": _boolean("checked", checked),
         "kind": kind,
     }
     if chapter is not None:
@@ -133,7 +146,12 @@ class Chapter:
     def __init__(self, number: int, profile: str, checked: bool):
         if not isinstance(number, int) or isinstance(number, bool) or number < 0:
             raise ValueError(f"number must be the chapter's number, an integer >= 0 (got {number!r})")
-        self.number, self.profile, self.checked = number, str(profile), bool(checked)
+        from . import profiles
+
+        known = profiles.names() + profiles.derived_names()
+        if profile not in known:
+            raise ValueError(f"unknown profile {profile!r}: choose one of {known}")
+        self.number, self.profile, self.checked = number, str(profile), _boolean("checked", checked)
         self.records: dict[str, dict] = {}  # by key: a cell run twice replaces its record
         self.figures = 0
 
@@ -155,7 +173,7 @@ class Chapter:
         stray ``True``). Raises ``AssertionError`` when checked and not ``held`` (the build
         stops at the claim that did not reproduce); ``ValueError`` when ``paper`` is empty.
         """
-        checked = self.checked if checked is None else bool(checked)
+        checked = self.checked if checked is None else _boolean("checked", checked)
         if not paper:
             raise ValueError(
                 f"claim {key!r}: give the paper's number and source as paper=...; "
@@ -180,7 +198,7 @@ class Chapter:
         Prints one short line (key, verdict, measured) and returns None. Raises ``AssertionError``
         when checked and not ``held``.
         """
-        checked = self.checked if checked is None else bool(checked)
+        checked = self.checked if checked is None else _boolean("checked", checked)
         record = _record(key, text, None, measured, held, checked, "check", self.number)
         self.records[key] = record
         print(
@@ -207,6 +225,13 @@ class Chapter:
         import matplotlib.pyplot as plt
         from IPython.display import display
 
+        if not hasattr(fig, "savefig"):
+            raise ValueError(
+                f"page.figure takes a matplotlib Figure (e.g. fig = plots.accuracy_vs_eps(...); for "
+                f"an Axes, ax.figure); got {type(fig).__name__}"
+            )
+        if not isinstance(caption, str) or not caption.strip():
+            raise ValueError("every figure needs a caption: say what it shows, e.g. 'Robust accuracy against ε'")
         self.figures += 1
         label = f"Figure {self.number}.{self.figures}."
         caption = caption.strip()
@@ -326,15 +351,27 @@ def claims_table(records: list[dict]) -> str:
 
 
 def claims_summary(records: list[dict]) -> str:
-    """Return one sentence that counts ``records`` (:func:`collect_claims`): the paper claims, how
-    many were asserted, held, and did not hold, and the checks the book made of itself."""
+    """Return one sentence that counts ``records`` (:func:`collect_claims`): the paper claims that
+    were asserted and held, those that were not asserted at this profile (whether they held anyway),
+    and the checks the book made of itself. An asserted claim that did not hold stops its chapter, so
+    a built book has none; were there any, they are counted first."""
+
+    def count(rs):
+        asserted = [r for r in rs if r["checked"]]
+        loose = [r for r in rs if not r["checked"]]
+        parts = [f"{sum(r['held'] for r in asserted)} of {len(asserted)} asserted held"]
+        if any(not r["held"] for r in asserted):
+            parts.insert(0, f"{sum(not r['held'] for r in asserted)} asserted did NOT hold")
+        if loose:
+            parts.append(
+                f"{len(loose)} not asserted at this profile ({sum(r['held'] for r in loose)} held anyway, "
+                f"{sum(not r['held'] for r in loose)} did not)"
+            )
+        return ", ".join(parts)
+
     claims = [r for r in records if r.get("kind", "claim") == "claim"]
     checks = [r for r in records if r.get("kind", "claim") == "check"]
-    failed = sum(not r["held"] for r in claims)
     return (
-        f"{len(claims)} claims of the papers: {sum(r['checked'] for r in claims)} asserted, "
-        f"{sum(r['held'] for r in claims)} held, {failed} did not hold"
-        + (" (listed first)" if failed else "")
-        + f"; and {len(checks)} check{'' if len(checks) == 1 else 's'} of the book's own, "
-        f"{sum(r['held'] for r in checks)} held."
+        f"{len(claims)} claims of the papers: {count(claims)}. "
+        f"{len(checks)} check{'' if len(checks) == 1 else 's'} of the book's own: {count(checks)}."
     )

@@ -19,6 +19,7 @@ import numbers
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -264,7 +265,21 @@ class Checkpoint(Callback):
         self.fingerprint = None
 
     def on_fit_start(self, state: FitState) -> None:
-        """Restore the state of the checkpoint file, if there is one (with :class:`Progress`, say so)."""
+        """Restore the state of the checkpoint file, if there is one (with :class:`Progress`, say so);
+        a path that cannot be written raises ``ValueError`` now, not after the first epoch."""
+        target = Path(self.path)
+        if target.is_dir():
+            raise ValueError(f"Checkpoint path {target} is a folder: give a file, e.g. {target / 'checkpoint.pt'}")
+        if state.group.is_main and not target.is_file():
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                probe = target.with_name(target.name + ".probe")
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as err:
+                raise ValueError(
+                    f"cannot write the checkpoint {target} ({err.strerror}): give a writable path"
+                ) from err
         monitor = next((c for c in state.callbacks if isinstance(c, Monitor)), None)
         self.fingerprint = _fingerprint(state.train_data, monitor, state)
         restored = resume.restore(

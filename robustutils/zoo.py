@@ -283,6 +283,11 @@ def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
     }
 
 
+def _show_progress(progress: bool | None) -> bool:
+    """``progress``, or by default on unless the environment sets ``TQDM_DISABLE`` (to anything but 0)."""
+    return progress if progress is not None else os.environ.get("TQDM_DISABLE", "0") in ("", "0")
+
+
 def _resolve(model, profile: str | None, want=Recipe) -> tuple[str, dict]:
     """``(name, plain dict)`` of a registry name (at ``profile``), a :class:`Recipe` or a recipe dict
     (:class:`Construction` or spec dict with ``want=Construction``)."""
@@ -311,7 +316,7 @@ def _check_code(name: str, meta: dict, target: Path) -> None:
 
 
 def get(
-    model, profile: str | None = None, *, device=None, progress: bool = True, root=None
+    model, profile: str | None = None, *, device=None, progress: bool | None = None, root=None
 ) -> tuple[torch.nn.Module, dict]:
     """Return ``(model, meta)`` for a registry name: loaded from the cache, or trained now and cached.
 
@@ -320,7 +325,9 @@ def get(
             :class:`~robustutils.registry.Recipe` (or recipe dict, :func:`recipe`).
         profile: the profile whose registry ``model`` names (``"ci"``; needed for a name).
         device: where the model is returned (default: the GPU when present).
-        progress: print a line before training and show training progress.
+        progress: print a line before training and show training progress; by default on, unless
+            ``TQDM_DISABLE`` is set (as ``make book`` does: the rendered page does not depend on
+            whether a model was in the cache).
         root: the cache folder (default ``$ROBUSTUTILS_CACHE``).
 
     Returns:
@@ -345,6 +352,7 @@ def get(
     name, rec = _resolve(model, profile)
     device = pick_device(device)
     target = path(rec, root)
+    progress = _show_progress(progress)
     if progress and not target.is_file():
         print(f"training {name} (not in the cache)", flush=True)
     fresh = not target.is_file()
@@ -395,6 +403,8 @@ def robustness(
     if (at is None) == (attacks_by_name is None):
         raise ValueError("give the threat model as at=(norm, eps) or the attacks as attacks_by_name, not both")
     if at is not None:
+        if not (isinstance(at, (tuple, list)) and len(at) == 2 and isinstance(at[0], str)):
+            raise ValueError(f"at is the threat model as a pair (norm, eps), e.g. at=('linf', 0.3); got {at!r}")
         if profile is None:
             raise ValueError("at=(norm, eps) uses the profile's evaluation attacks: give the profile")
         attacks_by_name = eval_attacks(profile, *at)
@@ -402,6 +412,14 @@ def robustness(
         if profile is None:
             raise ValueError("give n_test, or the profile whose eval n_test applies")
         n_test = profiles.config(profile, "eval")["n_test"]
+    if not isinstance(attacks_by_name, dict) or not all(
+        isinstance(a, attacks.Attack) for a in attacks_by_name.values()
+    ):
+        raise ValueError(
+            "attacks_by_name maps a name to an attack with settings() (robustutils.attacks.Attack), "
+            "e.g. {'pgd': attacks.PGD(eps=0.3, steps=40)}; "
+            f"got {type(attacks_by_name).__name__}"
+        )
     name, rec = _resolve(model, profile)
     if rec["dataset"] in NUM_CLASSES:  # in memory: check the size before trusting a cached file
         data.check_request(rec["dataset"], n_test, len(_split(rec["dataset"], False)[1]), False)
@@ -492,7 +510,7 @@ def _read_constructed(target: Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
 
 
 def constructed(
-    spec, profile: str | None = None, *, device=None, progress: bool = True, root=None
+    spec, profile: str | None = None, *, device=None, progress: bool | None = None, root=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the ``(x, y)`` CPU tensors (images in [0, 1], int64 labels) of a constructed dataset:
     a registry name at ``profile`` (``"mnist/D_R(l2-2)"``) or a :class:`~robustutils.registry.Construction` (or its spec
@@ -502,6 +520,7 @@ def constructed(
     target = data_path(spec, root)
     if target.is_file():
         return _read_constructed(target)[:2]
+    progress = _show_progress(progress)
     if progress:
         print(f"building {name} from {label(spec['source'])} (not in the cache)", flush=True)
     device = pick_device(device)

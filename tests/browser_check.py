@@ -236,15 +236,16 @@ def test_exercise_solutions_are_hidden_until_clicked(visits, doc):
         solutions.first.locator("section").first.wait_for(state="visible", timeout=5_000)
 
 
-# Every box a rendered output or a formula lands in; one whose content is wider than the box is cut
-# off behind a scrollbar (or spills past the text column), and its end is not read.
+# Every box a rendered output, a code cell or included code, or a formula lands in; one whose
+# content is wider than the box is cut off behind a scrollbar (or spills past the text column), and its end is not read.
 _CLIPPED = """() => {
   const folded = [...document.querySelectorAll('details:not([open])')];
   folded.forEach(d => d.open = true);  // a folded cell is read when unfolded: measure it open
   const column = document.querySelector('article.bd-article') || document.querySelector('article');
   const right = column.getBoundingClientRect().right;
   const selector = 'div.cell_output, div.cell_output pre, div.cell_output table, div.cell_output img, '
-    + 'article table, div.pst-scrollable-table-container, div.math, mjx-container[display="true"], figure';
+    + 'div.highlight pre, article table, div.pst-scrollable-table-container, div.math, '
+    + 'mjx-container[display="true"], figure';
   const found = [];
   for (const el of column.querySelectorAll(selector)) {
     if (!el.getClientRects().length) continue;

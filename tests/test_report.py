@@ -194,6 +194,24 @@ def test_claims_table_leads_with_what_did_not_hold_and_leaves_checks_out():
 
 def test_claims_summary_counts_claims_and_checks_apart():
     assert report.claims_summary(_records()) == (
-        "4 claims of the papers: 2 asserted, 2 held, 2 did not hold "
-        "(listed first); and 1 check of the book's own, 1 held."
+        "4 claims of the papers: 1 asserted did NOT hold, 1 of 2 asserted held, 2 not asserted at this profile "
+        "(1 held anyway, 1 did not). 1 check of the book's own: 1 of 1 asserted held."
     )
+
+
+def test_verdicts_must_be_booleans_and_figures_need_a_caption():
+    page = report.Chapter(2, "smoke", checked=False)
+    for held in ("False", "no", 1, None):
+        with pytest.raises(ValueError, match="must be a boolean"):
+            page.check("k", "t", measured="1", held=held)
+    with pytest.raises(ValueError, match="unknown profile"):
+        report.Chapter(2, "bogus", True)
+    with pytest.raises(ValueError, match="takes a matplotlib Figure"):
+        page.figure("not a figure", "caption")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    with pytest.raises(ValueError, match="needs a caption"):
+        page.figure(fig, "  ")
+    plt.close(fig)
+    assert page.figures == 0, "a refused figure takes no number"
