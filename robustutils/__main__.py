@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CONFIG_OR_NAME",
         help="a .toml or .json config (recipe keys plus out, amp, progress), or a registry name such as mnist/linf-0.3",
     )
-    train.add_argument("--profile", default="ci", help="the profile whose registry a NAME is read from (default: ci)")
+    train.add_argument("--profile", default=None, help="the profile whose registry a NAME is read from (default: ci)")
     train.add_argument("--quiet", action="store_true", help="for a NAME: no progress bars or epoch lines")
     return parser
 
@@ -41,12 +41,25 @@ def is_config(target: str) -> bool:
     return target.endswith(CONFIG_SUFFIXES)
 
 
-def train(target: str, profile: str, progress: bool = True) -> None:
+def train(target: str, profile: str | None = None, progress: bool = True) -> None:
     """Train ``target``: a config file (:func:`robustutils.launch.run`), or a registry name of
-    ``profile`` (:func:`robustutils.zoo.get`, one process). Return nothing; raise as those do."""
+    ``profile`` (default ``"ci"``; :func:`robustutils.zoo.get`, one process). Return nothing; raise
+    as those do (a profile given with a config file raises :class:`robustutils.launch.ConfigError`)."""
     if is_config(target):
-        launch.run(target)
+        if profile is not None:
+            raise launch.ConfigError(
+                f"--profile picks a registry name's recipe; the config file {target} holds its own: drop --profile"
+            )
+        try:
+            launch.run(target)
+        except ValueError as err:  # a value of the config the library refuses (its message names the fix)
+            if isinstance(err, launch.ConfigError):
+                raise
+            raise launch.ConfigError(f"{target}: {err}") from err
         return
+    if target.endswith((".yaml", ".yml", ".ini", ".cfg")):
+        raise launch.ConfigError(f"{target}: a config file is .toml or .json")
+    profile = "ci" if profile is None else profile
     if distributed.launched():
         raise launch.ConfigError(
             f"{target!r} is a registry name, which trains in one process; for data-parallel "
@@ -55,8 +68,10 @@ def train(target: str, profile: str, progress: bool = True) -> None:
         )
     try:
         registry.recipe(target, profile)  # an unknown name or profile, or a constructed dataset's name
-    except (KeyError, ValueError) as err:
-        raise launch.ConfigError(f"{err.args[0] if err.args else err} (a config file ends in .toml or .json)") from err
+    except KeyError as err:
+        raise launch.ConfigError(f"{err.args[0]} (a config file ends in .toml or .json)") from err
+    except ValueError as err:
+        raise launch.ConfigError(str(err)) from err
     zoo.get(target, profile, progress=progress)
     if progress:
         print(f"{target} (profile {profile}) is in the model cache", flush=True)

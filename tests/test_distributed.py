@@ -147,6 +147,9 @@ def test_the_command_line_trains_a_registry_name_into_the_cache(tmp_path, monkey
         (["train", "mnist/linf-9", "--profile", "ci"], r"no entry 'mnist/linf-9' in the registry at profile 'ci'"),
         (["train", "mnist/linf-0.3", "--profile", "nope"], r"unknown profile 'nope'"),
         (["train", "missing.toml"], r"no config file at missing\.toml"),
+        (["train", "run.yaml"], r"a config file is \.toml or \.json"),
+        (["train", "missing.toml", "--profile", "ci"], r"--profile picks a registry name's recipe"),
+        (["train", "mnist/D_det", "--profile", "ci"], r"is a constructed dataset, not a model"),
     ],
 )
 def test_the_command_line_refuses_an_unknown_name_or_file_with_status_2(argv, message, capsys):
@@ -154,6 +157,17 @@ def test_the_command_line_refuses_an_unknown_name_or_file_with_status_2(argv, me
 
     assert main(argv) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_bad_value_in_a_config_is_a_message_with_status_2(tmp_path, capsys):
+    from robustutils.__main__ import main
+
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        f'out = "{tmp_path / "run"}"\ndataset = "mnist"\nepochs = 1\nattack = {{norm = "linf", eps = 8, steps = 1}}\n'
+    )
+    assert main(["train", str(config)]) == 2
+    assert "8/255" in capsys.readouterr().err
 
 
 def test_the_training_module_is_not_the_command_line():
