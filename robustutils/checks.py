@@ -196,13 +196,12 @@ def robustness_rows(
     points) and ``verdict``: ``"ok"`` or, when ``gap`` exceeds ``tolerance_pp``, a finding.
 
     The caller's random state is left as it was, whether the evaluations come from the cache or
-    run now (loading a model and PGD's random starts would otherwise draw from it)."""
+    run now (:func:`robustutils.zoo.robustness` keeps it)."""
     suite = profiles.config(profile, "eval")["suite"]
     pgd_name = independent.pgd_key(suite["pgd_steps"], suite["pgd_restarts"])
     rows = []
     for name, norm, eps in threats:
-        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
-            result = zoo.robustness(name, profile, at=(norm, eps), device=device)
+        result = zoo.robustness(name, profile, at=(norm, eps), device=device)
         row = report.robustness_row(zoo.label(registry.recipe(name, profile)), threat(norm, eps), result, pgd_name)
         rows.append({**row, "verdict": "ok" if row["gap"] <= tolerance_pp else "PGD overestimates: finding"})
     return rows

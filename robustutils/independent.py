@@ -16,20 +16,10 @@ import dataclasses
 import torch
 
 from .attacks import PGD, check_inputs, check_radius, check_settings, step_size
+from .runtime import keep_random_state
 
 LOSSES = ("ce", "dlr")
 _NORM_NAMES = {"linf": "Linf", "l2": "L2"}
-
-
-def _rng_devices(device: torch.device) -> dict:
-    """Arguments for ``torch.random.fork_rng`` that save and restore the CPU generator and those of
-    ``device`` (and the current device of its kind, which torchattacks re-seeds)."""
-    if device.type == "cpu":
-        return {"devices": []}
-    backend = getattr(torch, device.type, None)
-    current = backend.current_device() if backend is not None and hasattr(backend, "current_device") else 0
-    index = device.index if device.index is not None else current
-    return {"devices": sorted({index, current}), "device_type": device.type}
 
 
 def _torchattacks():
@@ -54,7 +44,7 @@ class APGD:
     ``"ce"`` (cross-entropy) or ``"dlr"`` (difference of logits ratio, which needs at least three
     classes); ``restarts`` random starts keep the first success. The result depends on ``seed``
     alone: torchattacks re-seeds the global generators inside, so the call runs under
-    ``torch.random.fork_rng`` and leaves the caller's random state as it found it.
+    :func:`robustutils.runtime.keep_random_state` and leaves the caller's random state as it found it.
 
     Raises ``ValueError`` naming the fix for bad settings (:func:`robustutils.attacks.check_settings`,
     e.g. l_inf ``eps=8``: use ``8/255``), inputs or labels (:func:`robustutils.attacks.check_inputs`),
@@ -102,7 +92,7 @@ class APGD:
                 seed=self.seed,
                 loss=self.loss,
             )
-            with torch.random.fork_rng(**_rng_devices(x.device)):  # torchattacks calls manual_seed
+            with keep_random_state(x.device):  # torchattacks calls manual_seed
                 return attack(x, y).detach()
         finally:
             model.train(was_training)  # torchattacks leaves the model in eval mode

@@ -26,7 +26,7 @@ import torch
 from . import attacks, data, evaluate, independent, io, models, profiles, registry, trades, train
 from . import constructed as constructions
 from .registry import Construction, Recipe
-from .runtime import pick_device, set_seed
+from .runtime import keep_random_state, pick_device, set_seed
 
 #: The cache format, hashed into every cache key. Bump it when a change to the library changes what
 #: a recipe trains, so that old caches are not reused.
@@ -358,7 +358,7 @@ def get(
     fresh = not target.is_file()
     # Loading or training leaves the caller's random state as it was: a chapter's numbers do not
     # depend on whether its models came from the cache.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with keep_random_state(device):
         net, meta = io.load_or_train(
             target, lambda: initial_model(rec), lambda m: _fit(m, rec, progress, root), device=device
         )
@@ -433,9 +433,7 @@ def robustness(
         return json.loads(target.read_text())
     # The attacks' random starts are drawn from a seed of the evaluation's own key, and the caller's
     # random state is left as it was: the number is the same whichever chapter asks first.
-    with torch.random.fork_rng(
-        devices=[net_device] if (net_device := next(net.parameters()).device).type == "cuda" else []
-    ):
+    with keep_random_state(next(net.parameters()).device):
         torch.manual_seed(int(digest, 16) % 2**63)
         result = evaluate.compare(net, *dataset(rec, train_split=False, n=n_test), attacks_by_name)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -525,7 +523,7 @@ def constructed(
         print(f"building {name} from {label(spec['source'])} (not in the cache)", flush=True)
     device = pick_device(device)
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with keep_random_state(device):
         x, y = _construct(spec, device, progress, root)
     io.save_data(
         target,
