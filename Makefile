@@ -57,7 +57,7 @@ install: $(BIN)/.installed
 lock:
 	$(PYTHON) -m venv $(BUILD)/lock-venv
 	PIP_CONFIG_FILE=/dev/null $(BUILD)/lock-venv/bin/python -m pip --isolated install --quiet "$(UV)"
-	$(BUILD)/lock-venv/bin/uv pip compile pyproject.toml --extra book --extra test --extra browser \
+	$(BUILD)/lock-venv/bin/uv pip compile pyproject.toml --extra book --extra test --extra browser --extra published \
 	  --universal --fork-strategy fewest --python-version 3.11 --upgrade --quiet \
 	  --custom-compile-command "make lock" -o $(LOCK)
 	$(BUILD)/lock-venv/bin/uv pip compile .ci/requirements-nodeps.in --no-deps \

@@ -26,7 +26,7 @@ LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 @typing.runtime_checkable
 class Attack(typing.Protocol):
-    """The contract of an attack, which :class:`PGD` and :class:`robustutils.independent.APGD` fulfil.
+    """The contract of an attack, which :class:`PGD` and :class:`robustutils.independent.AutoAttack` fulfil.
 
     ``attack(model, x, y)`` returns adversarial inputs in [0, 1] shaped like ``x`` [N, ...]
     (images in [0, 1], pixel units) for labels ``y`` [N]; ``settings()`` describes the attack in

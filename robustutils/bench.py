@@ -11,7 +11,8 @@ runs all three):
   attack reaches, so that a faster variant is kept only where it is as strong as float32.
 * **P3, time to robustness**: the fastest MNIST l_inf 0.3 recipe found (:data:`P3_RECIPES`), trained
   under a PGD-10 monitor that detects catastrophic overfitting, then evaluated on all 10,000 test
-  digits by PGD-40, by PGD-100 with 20 restarts and by APGD-CE/APGD-DLR (torchattacks).
+  digits by PGD-40, by AutoAttack's APGD-CE and APGD-T (Croce & Hein's code) and by PGD-100 with
+  20 restarts, as a cascade.
 * **Scaling**: seconds per training epoch of PGD adversarial training against model width, batch
   size and PGD steps (measured on a few batches, scaled to the 60,000 MNIST digits).
 
@@ -145,8 +146,19 @@ def prepared(model: torch.nn.Module, channels_last: bool = False, compile: bool 
     return torch.compile(model) if compile else model
 
 
+def _torchattacks():
+    try:
+        import torchattacks
+    except ImportError as err:
+        raise ImportError(
+            "P1 compares our PGD with torchattacks': run `pip install --no-deps torchattacks scipy` (its "
+            "pinned `requests` clashes with Sphinx; `make install` does)"
+        ) from err
+    return torchattacks
+
+
 def _torchattacks_pgd(model, norm: str, eps: float, steps: int, step_size: float):
-    ta = independent._torchattacks()
+    ta = _torchattacks()
     cls = ta.PGD if norm == "linf" else ta.PGDL2
     return cls(model, eps=eps, alpha=step_size, steps=steps, random_start=True)
 
@@ -318,13 +330,18 @@ def p3_train(model, x, y, monitor, recipe: dict, eps: float, progress: bool = Tr
 
 def p3_attacks(eps: float, quick: bool = False, amp: bool = False) -> dict:
     """Return the P3 evaluation at l_inf ``eps`` (pixel units), attacks keyed by name, weakest first:
-    Madry et al.'s PGD-40 (step ``eps / 30``, 0.01 at eps 0.3), APGD-CE and APGD-DLR (torchattacks,
-    float32), and PGD-100 with 20 restarts (``amp``: under bf16 autocast); ``quick``: far fewer steps."""
-    steps, long_steps, restarts, apgd_steps = (5, 10, 2, 5) if quick else (40, 100, 20, 100)
+    Madry et al.'s PGD-40 (step ``eps / 30``, 0.01 at eps 0.3), AutoAttack's APGD-CE and APGD-T at
+    their standard settings (:class:`robustutils.independent.AutoAttack`, float32), and PGD-100 with
+    20 restarts (``amp``: under bf16 autocast); ``quick``: far fewer steps and iterations."""
+    steps, long_steps, restarts = (5, 10, 2) if quick else (40, 100, 20)
     step = eps / 30
+    settings = {"n_iter": 5, "n_target_classes": 2} if quick else {}
     return {
         f"pgd-{steps}": attacks.PGD(eps=eps, steps=steps, step_size=step),
-        **independent.apgd_pair(eps, "linf", apgd_steps),
+        **{
+            independent.stage_key(a): independent.AutoAttack(eps=eps, attacks=(a,), **settings)
+            for a in ("apgd-ce", "apgd-t")
+        },
         f"pgd-{long_steps}x{restarts}": attacks.PGD(
             eps=eps, steps=long_steps, step_size=step, restarts=restarts, amp=amp
         ),

@@ -187,7 +187,7 @@ def robustness_rows(
     profile: str, threats: list[tuple[str, str, float]], *, tolerance_pp: float = TOLERANCE_PP, device=None
 ) -> list[dict]:
     """Return one row per ``(registry name, norm, eps)`` of ``threats``: the model evaluated by
-    :func:`robustutils.zoo.robustness` at the profile's attacks (our PGD, APGD-CE, APGD-DLR) on the
+    :func:`robustutils.zoo.robustness` at the profile's attacks (our PGD, then AutoAttack) on the
     profile's ``n_test`` test examples (cached).
 
     A row (:func:`robustutils.report.robustness_row`) has ``model`` (a short label), ``threat``
@@ -209,22 +209,10 @@ def robustness_rows(
 
 def robustness_table(rows: list[dict], suite: dict) -> str:
     """Return the Markdown table of :func:`robustness_rows`; ``suite`` is the profile's evaluation
-    suite (``profiles.config(profile, "eval")["suite"]``), which names the columns."""
-    pgd_name = independent.pgd_key(suite["pgd_steps"], suite["pgd_restarts"])
-    apgd = suite["apgd_steps"]
-    columns = {
-        "model": "model",
-        "threat": "attack",
-        "clean": "clean",
-        pgd_name: pgd_name.upper(),
-        "apgd-ce": f"APGD-CE ({apgd})",
-        "apgd-dlr": f"APGD-DLR ({apgd})",
-        "worst": "worst case",
-        "gap": "PGD − worst (pp)",
-        "verdict": "verdict",
-    }
-    formats = {k: ".1%" for k in ("clean", pgd_name, "apgd-ce", "apgd-dlr", "worst")} | {"gap": ".1f"}
-    return report.markdown_table(rows, columns, formats)
+    suite (``profiles.config(profile, "eval")["suite"]``), which names the columns
+    (:func:`robustutils.report.robustness_columns`), with the verdict last."""
+    columns, formats = report.robustness_columns(suite)
+    return report.markdown_table(rows, columns | {"verdict": "verdict"}, formats)
 
 
 def overestimate_report(rows: list[dict], suite: dict, *, tolerance_pp: float = TOLERANCE_PP) -> str:
@@ -239,7 +227,7 @@ def overestimate_report(rows: list[dict], suite: dict, *, tolerance_pp: float = 
         for r in findings
     ]
     if not findings:
-        lines.append(f"PGD agrees with the independent attacks within {tolerance_pp:g} points on every model.")
+        lines.append(f"PGD agrees with AutoAttack within {tolerance_pp:g} points on every model.")
     return "\n".join(lines)
 
 

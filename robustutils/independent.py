@@ -1,135 +1,258 @@
-"""An independent check of every robust accuracy: APGD (Croce & Hein 2020) from ``torchattacks``.
+"""The independent check of every robust accuracy: Croce & Hein's own AutoAttack.
 
-Our PGD and the models are written by the same people; an attack written by others, with a
-different step-size rule (APGD halves its step when progress stalls and uses momentum) and a
-different loss (DLR, insensitive to the scale of the logits), catches what our PGD misses:
-gradient masking, a too-large step, a bug. :class:`APGD` wraps ``torchattacks.APGD`` as an
-:class:`robustutils.attacks.Attack` (its ``with_loss`` refuses: APGD keeps its own loss) so
-that :func:`robustutils.evaluate.compare` can run it beside PGD.
+Our PGD and the models are written by the same people; an attack written by others catches what
+our PGD misses: gradient masking, a too-large step, a bug. The yardstick of the field is
+AutoAttack (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble
+of diverse parameter-free attacks", ICML, arXiv 2003.01690), whose *standard* version runs
+APGD-CE, APGD-T (targeted, DLR loss), FAB-T and Square as a cascade, each on the points still
+robust, after sanity checks of the model (its output is deterministic, not a probability, its
+forward pass computes no gradients, there are enough classes for the targeted attacks).
+RobustBench's numbers come from it. :class:`AutoAttack` runs that code, the ``pyautoattack``
+package (fra31/auto-attack), with the standard version's settings, as an
+:class:`robustutils.attacks.Attack`; the sanity checks' warnings are raised as
+:class:`AutoAttackFlag` warnings, never silenced.
 
-``torchattacks`` pins an old ``requests`` that conflicts with Sphinx, which it never imports:
-install it with ``pip install --no-deps torchattacks`` (``make`` does).
+:func:`suite` is the book's evaluation: our PGD first, then AutoAttack's attacks one by one, each
+on the points every earlier one left robust (:func:`robustutils.evaluate.cascade`), so the last
+stage is the per-example worst case over all of them.
 """
 
 import dataclasses
+import logging
+import warnings
+from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
 from .attacks import PGD, check_inputs, check_radius, check_settings, step_size
 from .runtime import keep_random_state
 
-LOSSES = ("ce", "dlr")
-_NORM_NAMES = {"linf": "Linf", "l2": "L2"}
+#: The standard version's attacks, in the order AutoAttack runs them.
+STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
+#: How the book names each attack in its tables (Croce & Hein's names).
+TITLES = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "fab-t": "FAB-T", "square": "Square"}
+#: The standard version's settings (``AutoAttack._set_version('standard')`` for l_inf and l_2).
+STANDARD_SETTINGS = {"n_iter": 100, "n_target_classes": 9, "n_queries": 5000}
+_NORMS = {"linf": "Linf", "l2": "L2"}
+_TARGETED = ("apgd-t", "fab-t")
 
 
-def _torchattacks():
+class AutoAttackFlag(UserWarning):
+    """A warning of AutoAttack's sanity checks (fra31/auto-attack ``flags_doc.md``): the model may
+    be randomised, output probabilities, compute gradients in its forward pass, have too few classes
+    for the targeted attacks, or give zero gradients at some points; Square may have found points the
+    gradient attacks missed. Each says the evaluation of that model may be unreliable."""
+
+
+def _pyautoattack():
     try:
-        import torchattacks
+        import pyautoattack
     except ImportError as err:
         raise ImportError(
-            "the independent attack needs torchattacks: run "
-            "`pip install --no-deps torchattacks scipy` (its pinned `requests` clashes with "
-            "Sphinx)"
+            "the independent check needs Croce & Hein's AutoAttack: run `pip install pyautoattack` "
+            "(the PyPI name of fra31/auto-attack; `make install` does)"
         ) from err
-    return torchattacks
+    return pyautoattack
+
+
+def package_version() -> str:
+    """Return the installed ``pyautoattack`` version (recorded with every evaluation)."""
+    try:
+        return version("pyautoattack")
+    except PackageNotFoundError:
+        _pyautoattack()  # raises the ImportError that names the fix
+        raise
+
+
+class _Collect(logging.Handler):
+    """Keep the warnings AutoAttack logs (its sanity checks report through its logger)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _positive_int(name: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be an integer >= 1 or None (the standard version's value); got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
-class APGD:
-    """``torchattacks.APGD`` settings; ``attack(model, x, y)`` returns adversarial inputs in [0, 1].
+class AutoAttack:
+    """Croce & Hein's AutoAttack (``pyautoattack``) with its standard version's settings;
+    ``attack(model, x, y)`` returns adversarial inputs in [0, 1].
 
-    APGD is Croce & Hein (2020), "Reliable evaluation of adversarial robustness with an ensemble of
-    diverse parameter-free attacks" (arXiv 2003.01690). ``x`` [N, C, H, W] holds images in [0, 1],
-    ``y`` [N] integer class indices; ``eps`` is in pixel units of inputs in [0, 1]; ``loss`` is
-    ``"ce"`` (cross-entropy) or ``"dlr"`` (difference of logits ratio, which needs at least three
-    classes); ``restarts`` random starts keep the first success. The result depends on ``seed``
-    alone: torchattacks re-seeds the global generators inside, so the call runs under
-    :func:`robustutils.runtime.keep_random_state` and leaves the caller's random state as it found it.
+    ``x`` [N, C, H, W] holds images in [0, 1], ``y`` [N] integer class indices; ``eps`` is in pixel
+    units of inputs in [0, 1], ``norm`` ``"linf"`` or ``"l2"``. ``attacks`` is the standard version's
+    four (:data:`STANDARD`) or a subset of them, run as AutoAttack runs them: in that order, each on
+    the points the ones before left robust. ``n_iter`` (APGD and FAB iterations), ``n_target_classes``
+    (APGD-T's and FAB-T's targets) and ``n_queries`` (Square) default to None, the standard values
+    (:data:`STANDARD_SETTINGS`); a value given is part of :attr:`name`, so every table says what ran.
+    The result depends on ``seed`` alone (AutoAttack re-seeds the global generators; the call runs
+    under :func:`robustutils.runtime.keep_random_state`). The model runs in eval mode; its mode is
+    restored. Warnings of AutoAttack's sanity checks are raised as :class:`AutoAttackFlag`.
 
     Raises ``ValueError`` naming the fix for bad settings (:func:`robustutils.attacks.check_settings`,
-    e.g. l_inf ``eps=8``: use ``8/255``), inputs or labels (:func:`robustutils.attacks.check_inputs`),
-    an l_2 eps beyond the inputs' diameter, inputs not shaped [N, C, H, W], and ``loss="dlr"`` on a
-    model with fewer than three classes (use ``loss="ce"``).
+    e.g. l_inf ``eps=8``: use ``8/255``), an unknown attack name, inputs or labels
+    (:func:`robustutils.attacks.check_inputs`), an l_2 eps beyond the inputs' diameter, inputs not
+    shaped [N, C, H, W], and a model with too few classes for APGD-T or FAB-T (they need at least 4,
+    and ``n_target_classes`` + 1).
 
     Examples::
 
-        apgd = APGD(eps=8 / 255, steps=100, loss="dlr")
-        x_adv = apgd(model, x, y)
+        aa = AutoAttack(eps=8 / 255)                              # the standard version
+        x_adv = AutoAttack(eps=0.3, attacks=("apgd-ce", "apgd-t"))(model, x, y)
     """
 
     eps: float
     norm: str = "linf"
-    steps: int = 100
-    restarts: int = 1
-    loss: str = "ce"
+    attacks: tuple[str, ...] = STANDARD
+    n_iter: int | None = None
+    n_target_classes: int | None = None
+    n_queries: int | None = None
     seed: int = 0
 
     def __post_init__(self):
-        check_settings(self.eps, self.steps, None, self.norm, self.restarts)
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown APGD loss {self.loss!r}: use one of {LOSSES}")
+        check_settings(self.eps, 1, None, self.norm, 1)
+        if isinstance(self.attacks, str):
+            raise ValueError(f"attacks is a tuple of names; got one name {self.attacks!r}: use ({self.attacks!r},)")
+        attacks = tuple(self.attacks)
+        unknown = [a for a in attacks if a not in STANDARD]
+        if unknown or not attacks or len(set(attacks)) != len(attacks):
+            raise ValueError(f"attacks must be distinct names among the standard version's {STANDARD}; got {attacks!r}")
+        object.__setattr__(self, "attacks", tuple(a for a in STANDARD if a in attacks))
+        for name in STANDARD_SETTINGS:
+            _positive_int(name, getattr(self, name))
+
+    def _value(self, name: str) -> int:
+        given = getattr(self, name)
+        return STANDARD_SETTINGS[name] if given is None else given
+
+    @property
+    def name(self) -> str:
+        """The attack as the tables name it, e.g. ``"AutoAttack (standard)"`` or
+        ``"AutoAttack APGD-CE, APGD-T (10 iterations)"``."""
+        changed = [
+            f"{getattr(self, key)} {label}"
+            for key, label in (
+                ("n_iter", "iterations"),
+                ("n_target_classes", "target classes"),
+                ("n_queries", "queries"),
+            )
+            if getattr(self, key) is not None and getattr(self, key) != STANDARD_SETTINGS[key]
+        ]
+        standard = self.attacks == STANDARD and not changed
+        what = "(standard)" if standard else ", ".join(TITLES[a] for a in self.attacks)
+        return f"AutoAttack {what}" + (f" ({', '.join(changed)})" if changed else "")
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if isinstance(x, torch.Tensor) and x.dim() != 4:  # torchattacks would add a batch dimension
+        if isinstance(x, torch.Tensor) and x.dim() != 4:  # AutoAttack indexes images as [N, C, H, W]
             raise ValueError(
-                f"APGD (torchattacks) takes images shaped [N, C, H, W]; got {tuple(x.shape)}: "
+                f"AutoAttack takes images shaped [N, C, H, W]; got {tuple(x.shape)}: "
                 "reshape, e.g. x.view(-1, 1, 28, 28) for MNIST"
             )
         check_inputs(x, y, model=model)
         check_radius(x, self.eps, self.norm)
-        if self.eps == 0:
+        if self.eps == 0 or len(x) == 0:
             return x.clone()
         was_training = model.training
-        try:
-            if self.loss == "dlr":
-                self._check_classes(model, x)
-            attack = _torchattacks().APGD(
-                model,
-                norm=_NORM_NAMES[self.norm],
-                eps=self.eps,
-                steps=self.steps,
-                n_restarts=self.restarts,
-                seed=self.seed,
-                loss=self.loss,
-            )
-            with keep_random_state(x.device):  # torchattacks calls manual_seed
-                return attack(x, y).detach()
-        finally:
-            model.train(was_training)  # torchattacks leaves the model in eval mode
-
-    @staticmethod
-    def _check_classes(model: torch.nn.Module, x: torch.Tensor) -> None:
-        """DLR divides by the gap between the largest and the third-largest logit."""
         model.eval()
+        try:
+            self._check_classes(model, x)
+            attack = self._build(model, x.device)
+            # AutoAttack counts gradient calls in a module-level dict that it never resets: without
+            # this, one model flagged as a dynamic defence would flag every model after it.
+            checks = _pyautoattack().checks
+            checks.funcs.update(dict.fromkeys(checks.funcs, 0))
+            collected = _Collect()
+            logger = logging.getLogger("auto-attack")
+            logger.addHandler(collected)
+            try:
+                with keep_random_state(x.device):  # AutoAttack calls manual_seed
+                    x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(x))
+            finally:
+                logger.removeHandler(collected)
+            for message in dict.fromkeys(collected.messages):
+                warnings.warn(AutoAttackFlag(f"{self.name}: {message}"), stacklevel=2)
+            return x_adv.detach()
+        finally:
+            model.train(was_training)
+
+    def _build(self, model: torch.nn.Module, device: torch.device):
+        attack = _pyautoattack().AutoAttack(
+            model, norm=_NORMS[self.norm], eps=self.eps, version="standard", device=device, seed=self.seed
+        )
+        attack.attacks_to_run = list(self.attacks)
+        iters, targets = self._value("n_iter"), self._value("n_target_classes")
+        attack.apgd.n_iter = attack.apgd_targeted.n_iter = attack.fab.n_iter = iters
+        attack.apgd_targeted.n_target_classes = attack.fab.n_target_classes = targets
+        attack.square.n_queries = self._value("n_queries")
+        return attack
+
+    def _check_classes(self, model: torch.nn.Module, x: torch.Tensor) -> None:
+        targeted = [a for a in self.attacks if a in _TARGETED]
+        if not targeted:
+            return
         with torch.no_grad():
             classes = model(x[:1]).shape[-1]
-        if classes < 3:
+        targets = self._value("n_target_classes")
+        if classes < 4 or targets + 1 > classes:
             raise ValueError(
-                f"APGD with loss='dlr' needs a model with at least 3 classes (the DLR loss uses the "
-                f"third-largest logit); this model has {classes}: use loss='ce'"
+                f"{', '.join(TITLES[a] for a in targeted)} need(s) at least 4 classes and n_target_classes + 1 "
+                f"(here {targets + 1}); this model has {classes}: "
+                + (
+                    f"use n_target_classes={classes - 1}"
+                    if classes >= 4
+                    else "leave them out, e.g. attacks=('apgd-ce', 'square')"
+                )
             )
 
     def settings(self) -> dict:
-        """Return the settings as plain values, to print beside results."""
-        return {"attack": f"apgd-{self.loss} (torchattacks)", **dataclasses.asdict(self)}
+        """Return the settings as plain values, to print and to key cached results by: the attack's
+        :attr:`name`, ``eps`` (pixel units), ``norm``, the attacks run, the resolved ``n_iter``,
+        ``n_target_classes`` and ``n_queries``, ``seed`` and the ``pyautoattack`` version."""
+        return {
+            "attack": self.name,
+            "eps": self.eps,
+            "norm": self.norm,
+            "attacks": list(self.attacks),
+            **{key: self._value(key) for key in STANDARD_SETTINGS},
+            "seed": self.seed,
+            "pyautoattack": package_version(),
+        }
 
-    def with_loss(self, loss_fn) -> "APGD":
-        """Never returns: raise ``NotImplementedError``, since torchattacks' APGD maximises only its
-        own ``"ce"`` or ``"dlr"`` loss (choose with ``loss=``); for another loss use
-        :class:`robustutils.attacks.PGD`, e.g. ``PGD(eps=..., steps=...).with_loss(loss_fn)``."""
+    def with_loss(self, loss_fn) -> "AutoAttack":
+        """Never returns: raise ``NotImplementedError``, since AutoAttack's attacks keep their own
+        losses (cross-entropy, targeted DLR, FAB's minimal perturbation, Square's margin); for
+        another loss use :class:`robustutils.attacks.PGD`, e.g. ``PGD(eps=..., steps=...).with_loss(loss_fn)``."""
         raise NotImplementedError(
-            f"APGD (torchattacks) maximises only its own 'ce' or 'dlr' loss, not "
-            f"{getattr(loss_fn, '__name__', loss_fn)!r}: use loss='ce' or 'dlr', or for another "
-            f"loss attacks.PGD(eps={self.eps!r}, norm={self.norm!r}, ...).with_loss(loss_fn)"
+            f"AutoAttack keeps its attacks' own losses, not {getattr(loss_fn, '__name__', loss_fn)!r}: "
+            f"for another loss use attacks.PGD(eps={self.eps!r}, norm={self.norm!r}, ...).with_loss(loss_fn)"
         )
 
 
-def apgd_pair(eps: float, norm: str, steps: int = 100, restarts: int = 1) -> dict[str, APGD]:
-    """Return AutoAttack's two white-box members (Croce & Hein 2020), APGD-CE and APGD-DLR at
-    ``eps`` (pixel units), keyed ``apgd-ce`` and ``apgd-dlr``. Raises ``ValueError`` as :class:`APGD`
-    (e.g. l_inf ``eps=8``: use ``8/255``); APGD-DLR refuses, when called, a model with fewer than
-    three classes."""
-    return {f"apgd-{loss}": APGD(eps=eps, norm=norm, steps=steps, restarts=restarts, loss=loss) for loss in LOSSES}
+def square_flags(robust_acc: dict) -> list[str]:
+    """Return the warning of AutoAttack's own Square check (``checks.check_square_sr``) for the
+    cumulative accuracies ``robust_acc`` of a :func:`suite` run as a cascade (fractions, stages in
+    order), or ``[]``: Square, a black-box attack, should not find points that the gradient attacks
+    before it missed; when it lowers the accuracy by more than 0.2 points, the gradients may be
+    masked. AutoAttack runs the check itself only when one call runs several attacks; :func:`suite`
+    runs one per call, so the evaluation calls this on the whole cascade."""
+    square = stage_key("square")
+    if square not in robust_acc:
+        return []
+    before = {k: v for k, v in robust_acc.items() if k != square}
+    collected = _Collect()
+    logger = logging.getLogger("auto-attack.square-check")
+    logger.addHandler(collected)
+    try:
+        _pyautoattack().checks.check_square_sr({**before, "square": robust_acc[square]}, logger=logger)
+    finally:
+        logger.removeHandler(collected)
+    return [f"AutoAttack Square: {m}" for m in collected.messages]
 
 
 def pgd_key(steps: int, restarts: int = 1) -> str:
@@ -137,17 +260,58 @@ def pgd_key(steps: int, restarts: int = 1) -> str:
     return f"pgd-{steps}" + (f"x{restarts}" if restarts > 1 else "")
 
 
+def order(attacks) -> tuple[str, ...]:
+    """Return AutoAttack ``attacks`` (names of :data:`STANDARD`) in the order AutoAttack runs them."""
+    return AutoAttack(eps=0.0, attacks=tuple(attacks)).attacks
+
+
+def stage_key(attack: str) -> str:
+    """Return the name :func:`suite` gives AutoAttack's ``attack`` stage, e.g. ``aa-apgd-t``."""
+    return f"aa-{attack}"
+
+
 def suite(
-    eps: float, norm: str, pgd_steps: int, apgd_steps: int, pgd_restarts: int = 1, pgd_step_factor: float | None = None
+    eps: float,
+    norm: str,
+    pgd_steps: int,
+    autoattack: dict,
+    pgd_restarts: int = 1,
+    pgd_step_factor: float | None = None,
 ) -> dict:
-    """Return the book's standard evaluation at ``eps`` (pixel units), a dict of attacks for
-    :func:`robustutils.evaluate.compare`: our PGD (``pgd_steps`` steps, ``pgd_restarts`` random
+    """Return the book's evaluation at ``eps`` (pixel units), an ordered dict of attacks for
+    :func:`robustutils.evaluate.cascade`: our PGD (``pgd_steps`` steps, ``pgd_restarts`` random
     starts, step ``pgd_step_factor * eps`` or by default ``2.5 * eps / pgd_steps``, as
-    :func:`robustutils.attacks.step_size` converts it) beside the independent APGD-CE and APGD-DLR
-    (``apgd_steps`` steps, one start each), keyed by
-    :func:`pgd_key`, ``apgd-ce`` and ``apgd-dlr``. Raises ``ValueError`` for out-of-range settings
-    (:func:`robustutils.attacks.check_settings`); on a model with fewer than three classes
-    APGD-DLR raises when called: build the dict without it, e.g. drop ``"apgd-dlr"``."""
+    :func:`robustutils.attacks.step_size` converts it), keyed by :func:`pgd_key`, then each of
+    AutoAttack's ``autoattack["attacks"]`` as its own stage (:class:`AutoAttack` with that one
+    attack and ``autoattack``'s other settings), keyed by :func:`stage_key`.
+
+    Run as a cascade, each stage attacks only the points every earlier stage left robust, as
+    AutoAttack itself does, so the last stage's accuracy is the per-example worst case and the
+    first is our PGD's own. Raises ``ValueError`` for out-of-range settings
+    (:func:`robustutils.attacks.check_settings`) and unknown AutoAttack settings or names."""
+    if not isinstance(autoattack, dict) or "attacks" not in autoattack:
+        raise ValueError(
+            "autoattack is a dict with at least 'attacks', e.g. {'attacks': ['apgd-ce', 'apgd-t']}; "
+            f"got {autoattack!r}"
+        )
+    extra = set(autoattack) - {"attacks", *STANDARD_SETTINGS}
+    if extra:
+        raise ValueError(f"unknown AutoAttack settings {sorted(extra)}: use {['attacks', *STANDARD_SETTINGS]}")
     step = None if pgd_step_factor is None else step_size(eps, pgd_steps, pgd_step_factor)  # None: PGD's default
-    pgd = PGD(eps=eps, steps=pgd_steps, step_size=step, norm=norm, restarts=pgd_restarts)
-    return {pgd_key(pgd_steps, pgd_restarts): pgd, **apgd_pair(eps, norm, apgd_steps)}
+    stages = {
+        pgd_key(pgd_steps, pgd_restarts): PGD(
+            eps=eps, steps=pgd_steps, step_size=step, norm=norm, restarts=pgd_restarts
+        )
+    }
+    settings = {k: v for k, v in autoattack.items() if k != "attacks"}
+    AutoAttack(eps=eps, norm=norm, attacks=tuple(autoattack["attacks"]), **settings)  # checks the settings
+    for attack in order(autoattack["attacks"]):
+        stages[stage_key(attack)] = AutoAttack(eps=eps, norm=norm, attacks=(attack,), **settings)
+    return stages
+
+
+def describe(autoattack: dict) -> str:
+    """Return how the tables name a profile's AutoAttack settings ``autoattack`` (the ``eval``
+    section's), e.g. ``"AutoAttack APGD-CE, APGD-T"``."""
+    settings = {k: v for k, v in autoattack.items() if k != "attacks"}
+    return AutoAttack(eps=0.0, attacks=tuple(autoattack["attacks"]), **settings).name

@@ -7,12 +7,23 @@ magnitude aligns with the image's edges, and how often another model agrees that
 large-eps image shows its target.
 
 Chapter 4's studies run over a dict of models keyed by a short label (:func:`label` of a registry
-name) and return plain numbers, with a Markdown table for each.
+name) and return plain numbers, with a Markdown table for each. At the ``colab`` and ``full``
+profiles the chapter also draws with the papers' own published models (:func:`published_models`,
+read from ``$ROBUSTUTILS_PUBLISHED`` when set) and the Restricted ImageNet sample, which
+:func:`fetch_imagenet_sample` downloads where it is missing.
 """
+
+import os
+import re
+import shutil
+import urllib.parse
+import urllib.request
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from . import data, published
 from .attacks import pgd
 from .data import RESTRICTED_IMAGENET_CLASSES
 from .evaluate import predict
@@ -379,3 +390,169 @@ def gallery(sample, per_class: int = 6, classes=None) -> tuple[dict[str, torch.T
         {classes[c]: torch.stack(by_class[c][:per_class]) for c in sorted(by_class)},
         {classes[c]: len(by_class[c]) for c in sorted(by_class)},
     )
+
+
+# --- The papers' own published models (the colab and full profiles) ------------------------------
+
+#: The environment variable that, when set, names the folder the chapters read the published models
+#: from (RobustBench's layout ``<folder>/<dataset>/<threat_model>/<name>.pt``) instead of
+#: :func:`robustutils.published.load`'s default; the tests point it at stand-in checkpoints.
+#: The published models chapter 4 draws, by the label its tables use, as ``(RobustBench name, threat
+#: model)``. CIFAR-10: RobustBench's standard WideResNet-28-10 and the robustness library's ResNet-50s
+#: of Tsipras et al. (2019) and Ilyas et al. (2019); ImageNet: torchvision's standard ResNet-50 and the
+#: robustness library's ℓ∞ 4/255 ResNet-50.
+PUBLISHED = {
+    "cifar10": {
+        "standard": ("Standard", "Linf"),
+        "ℓ∞ 8/255": ("Engstrom2019Robustness", "Linf"),
+        "ℓ2 0.5": ("Engstrom2019Robustness", "L2"),
+    },
+    "imagenet": {"standard": ("Standard_R50", "Linf"), "ℓ∞ 4/255": ("Engstrom2019Robustness", "Linf")},
+}
+
+
+def published_models(dataset: str, labels=None, *, device=None) -> dict[str, torch.nn.Module]:
+    """Return ``{label: model}`` of :data:`PUBLISHED` ``[dataset]`` (``"cifar10"`` or ``"imagenet"``),
+    the standard model first, each loaded by :func:`robustutils.published.load`; ``labels`` picks some of them.
+    ImageNet models come with Restricted ImageNet's nine superclass logits (``restricted_imagenet=True``),
+    so that they take :func:`robustutils.data.restricted_imagenet`'s labels."""
+    if dataset not in PUBLISHED:
+        raise ValueError(f"dataset must be one of {sorted(PUBLISHED)}; got {dataset!r}")
+    known = PUBLISHED[dataset]
+    labels = list(known) if labels is None else list(labels)
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ValueError(f"no published {dataset} model labelled {unknown}: choose among {list(known)}")
+    return {
+        label: published.load(
+            known[label][0],
+            dataset=dataset,
+            threat_model=known[label][1],
+            restricted_imagenet=dataset == "imagenet",
+            device=device,
+        )
+        for label in labels
+    }
+
+
+def batched_alignment(
+    models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, *, batch_size: int, top: float = 0.2
+) -> dict[str, dict[str, float]]:
+    """Return :func:`gradient_alignment` of ``(x, y)`` computed ``batch_size`` images at a time (for
+    large networks whose gradients of all of ``x`` at once do not fit the device): the same means,
+    weighted by the size of each batch."""
+    data.check_size(batch_size, max(batch_size, 1), "images per batch")
+    total: dict[str, dict[str, float]] = {"share": {}, "pearson": {}}
+    for start in range(0, len(y), batch_size):
+        part = gradient_alignment(models, x[start : start + batch_size], y[start : start + batch_size], top=top)
+        weight = len(y[start : start + batch_size]) / len(y)
+        for measure, values in part.items():
+            for name, v in values.items():
+                total[measure][name] = total[measure].get(name, 0.0) + weight * v
+    return total
+
+
+def gradient_and_large_eps_rows(
+    models: dict[str, torch.nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    step_size: float | None = None,
+) -> dict[str, torch.Tensor]:
+    """Return the rows of one figure of Tsipras et al.'s Fig. 2 and 3 together: ``"image"`` -> ``x``,
+    then ``"gradient, <label>"`` (:func:`loss_gradient` as :func:`clipped_map`) and then
+    ``"ℓ2 ε <eps>, <label>"`` (:func:`large_eps_rows`, ``eps`` and ``step_size`` in pixel units) for
+    each model; every row shaped like ``x``."""
+    grads = gradient_rows(models, x, y, render=clipped_map)
+    large = large_eps_rows(models, x, y, eps=eps, steps=steps, step_size=step_size)
+    return {
+        "image": x,
+        **{f"gradient, {name}": grads[name] for name in models},
+        **{f"ℓ2 ε {eps:g}, {name}": large[name] for name in models},
+    }
+
+
+# The Restricted ImageNet sample of this book: one image of each of the 203 ImageNet classes of the
+# nine superclasses, from the public repository below, which holds one image of every ImageNet class
+# at its top level (``<wnid>_<class name>.JPEG``) and lists them in its gallery.md.
+SAMPLE_REPOSITORY = "EliSchwartz/imagenet-sample-images"
+SAMPLE_RAW = f"https://raw.githubusercontent.com/{SAMPLE_REPOSITORY}/master/"
+SAMPLE_FOLDER = "restricted-imagenet-sample"
+_SAMPLE_FILE = re.compile(r"\((n\d{8}_[^()\s]+\.JPEG)\)")
+
+
+def sample_files(gallery: str) -> dict[str, str]:
+    """Return ``{wnid: file name}`` of the Restricted ImageNet classes among the images that the
+    sample repository's ``gallery.md`` (its text, ``gallery``) links to; raise ``ValueError`` naming
+    the wnids it lacks."""
+    wanted = data.restricted_imagenet_wnids()
+    found = {}
+    for name in _SAMPLE_FILE.findall(gallery):
+        wnid = name.split("_", 1)[0]
+        if wnid in wanted:
+            found.setdefault(wnid, name)
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise ValueError(
+            f"the gallery of {SAMPLE_REPOSITORY} links no image of {len(missing)} Restricted ImageNet classes "
+            f"(e.g. {missing[:3]}): expected one '<wnid>_<name>.JPEG' per class"
+        )
+    return found
+
+
+def _download(url: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
+        shutil.copyfileobj(response, f)
+    os.replace(partial, target)
+
+
+def fetch_imagenet_sample(root=None, *, base_url: str = SAMPLE_RAW) -> Path:
+    """Download the Restricted ImageNet sample (one JPEG per class, 203 files, about 20 MB) from the
+    public GitHub repository :data:`SAMPLE_REPOSITORY` into ``<root>/restricted-imagenet-sample/val/
+    <wnid>/``, where :func:`robustutils.data.restricted_imagenet` reads it (``root`` defaults to
+    ``$ROBUSTUTILS_DATA``, else ``./data``); files already there are kept. Return the sample's folder.
+
+    ``base_url`` is the repository's raw-file address (its ``gallery.md`` names the files). A failed
+    download raises :class:`robustutils.data.DataMissingError` saying where to put the files by hand.
+    """
+    folder = data.data_root(root) / SAMPLE_FOLDER
+    try:
+        with urllib.request.urlopen(base_url + "gallery.md", timeout=60) as response:
+            files = sample_files(response.read().decode("utf-8"))
+        for wnid, name in files.items():
+            target = folder / "val" / wnid / name
+            if not target.is_file():
+                _download(base_url + urllib.parse.quote(name), target)
+    except (OSError, ValueError) as err:
+        raise data.DataMissingError(
+            f"could not download the Restricted ImageNet sample from {base_url} ({type(err).__name__}: {err}).\n"
+            f"Put one image of each Restricted ImageNet class at {folder}/val/<wnid>/<file>.JPEG (the top-level "
+            f"files of github.com/{SAMPLE_REPOSITORY} whose wnid is in robustutils/restricted_imagenet_wnids.tsv), "
+            f"or point the environment variable {data.DATA_ENV} at a folder that holds {SAMPLE_FOLDER}/val/"
+        ) from err
+    return folder
+
+
+def imagenet_sample(size: int = 224, *, fetch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return one validation image of each Restricted ImageNet superclass in label order (its first
+    in the folder) as ``(x [9, 3, size, size] in [0, 1], y [9] = 0..8)``, resized and centre-cropped as
+    :func:`robustutils.data.imagenet_transform` does. The images come from
+    :func:`robustutils.data.restricted_imagenet`; when it finds none and ``fetch`` is true, the sample
+    is downloaded first (:func:`fetch_imagenet_sample`)."""
+    try:
+        folder = data.restricted_imagenet("val", size=size)
+    except data.DataMissingError:
+        if not fetch:
+            raise
+        fetch_imagenet_sample()
+        folder = data.restricted_imagenet("val", size=size)
+    rows, _ = gallery(folder, per_class=1)
+    missing = [c for c in RESTRICTED_IMAGENET_CLASSES if c not in rows]
+    if missing:
+        raise ValueError(f"the sample at {folder.root} has no image of the superclass(es) {missing}")
+    x = torch.cat([rows[c] for c in RESTRICTED_IMAGENET_CLASSES])
+    return x, torch.arange(len(RESTRICTED_IMAGENET_CLASSES))

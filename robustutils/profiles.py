@@ -27,7 +27,10 @@ _TOY = {
     "weight_decay": 0.0,
 }
 
-# Every robust accuracy is measured by PGD and re-checked by APGD-CE and APGD-DLR (torchattacks).
+# Every robust accuracy is the worst case of our PGD and Croce & Hein's AutoAttack, run after it on
+# the points it left robust (robustutils.independent.suite). colab and full run AutoAttack's standard
+# version; ci its two gradient attacks at their standard settings (FAB-T and Square do not fit the
+# 2-core budget); smoke the same two at a few iterations.
 # full: Madry et al.'s strongest white-box figure is PGD-100 with 20 restarts. The evaluation PGD's
 # step is eps / 4 whatever the number of steps (the iterate with the highest loss is kept): the
 # default 2.5 eps / steps left l2 PGD-40 up to 10 points above APGD on the ci models.
@@ -36,25 +39,45 @@ _EVAL = {
         "n_test": 100,
         "n_sweep": 100,
         "sweep_steps": 5,
-        "suite": {"pgd_steps": 10, "pgd_restarts": 1, "apgd_steps": 10, "pgd_step_factor": 0.25},
+        "suite": {
+            "pgd_steps": 10,
+            "pgd_restarts": 1,
+            "pgd_step_factor": 0.25,
+            "autoattack": {"attacks": ["apgd-ce", "apgd-t"], "n_iter": 10, "n_target_classes": 3},
+        },
     },
     "ci": {
         "n_test": 400,
         "n_sweep": 300,
         "sweep_steps": 10,
-        "suite": {"pgd_steps": 40, "pgd_restarts": 1, "apgd_steps": 25, "pgd_step_factor": 0.25},
+        "suite": {
+            "pgd_steps": 40,
+            "pgd_restarts": 1,
+            "pgd_step_factor": 0.25,
+            "autoattack": {"attacks": ["apgd-ce", "apgd-t"]},
+        },
     },
     "colab": {
         "n_test": 2_000,
         "n_sweep": 1_000,
         "sweep_steps": 20,
-        "suite": {"pgd_steps": 50, "pgd_restarts": 2, "apgd_steps": 50, "pgd_step_factor": 0.25},
+        "suite": {
+            "pgd_steps": 50,
+            "pgd_restarts": 2,
+            "pgd_step_factor": 0.25,
+            "autoattack": {"attacks": ["apgd-ce", "apgd-t", "fab-t", "square"]},
+        },
     },
     "full": {
         "n_test": 10_000,
         "n_sweep": 2_000,
         "sweep_steps": 40,
-        "suite": {"pgd_steps": 100, "pgd_restarts": 20, "apgd_steps": 100, "pgd_step_factor": 0.25},
+        "suite": {
+            "pgd_steps": 100,
+            "pgd_restarts": 20,
+            "pgd_step_factor": 0.25,
+            "autoattack": {"attacks": ["apgd-ce", "apgd-t", "fab-t", "square"]},
+        },
     },
 }
 _SWEEPS = {"linf_sweep": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4], "l2_sweep": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0]}
@@ -76,11 +99,27 @@ def _advtrain(profile: str) -> dict:
     }
 
 
+# The papers' own published models (robustutils.published: RobustBench's CIFAR-10 Standard
+# WideResNet-28-10 and Engstrom2019Robustness ResNet-50s, ImageNet ResNet-50s), loaded at colab and
+# full only: they need a download (about 0.5 GB for all five) and a GPU. Each chapter's "published"
+# section says how much of them it runs; smoke and ci have none, and nothing of it runs there. A forward
+# pass costs 10.5 GFLOP (WideResNet-28-10) or 2.6 GFLOP (CIFAR-10 ResNet-50) an image, an attack step
+# about twice that (the gradient is taken on the input only). colab's sizes assume a free Colab T4 at
+# 2-5 TFLOP/s sustained in float32 (its peak is 8.1): chapter 3's four rows on 250 test images (PGD-50x2
+# on every image, then AutoAttack's standard version on those still robust, Square's 5,000 queries the
+# largest part) are about 8 PFLOP, 25 to 65 minutes; full is RobustBench's own test set, all 10,000.
+# batch_size: images per forward pass of the published networks (a T4 has 16 GB).
+_PUBLISHED_BATCH = 128
+
+
 def _tradeoff(profile: str) -> dict:
-    return {
+    out = {
         "lowdata_n_test": {"smoke": 200, "ci": 2_000, "colab": 5_000, "full": 10_000}[profile],
         "assert_claims": profile != "smoke",
     }
+    if profile in ("colab", "full"):
+        out["published"] = {"n_test": {"colab": 250, "full": 10_000}[profile], "batch_size": _PUBLISHED_BATCH}
+    return out
 
 
 def _features(profile: str) -> dict:
@@ -96,6 +135,20 @@ def _features(profile: str) -> dict:
         "n_target": {"smoke": 50, "ci": 200, "colab": 500, "full": 2_000}[profile],
         "imagenet_large_eps": {"eps": 40.0, "steps": 40, "step_size": 1.5},
         "assert_claims": profile != "smoke",
+        **({"published": _features_published(profile)} if profile in ("colab", "full") else {}),
+    }
+
+
+def _features_published(profile: str) -> dict:
+    # Tsipras et al.'s figures through the published models: n_images test images per figure (ImageNet:
+    # one of each superclass, at most 9, image_size pixels), the gradient measure on n_measure images.
+    return {
+        "n_images": 10,
+        "imagenet_images": 9,
+        "image_size": 224,
+        "n_measure": {"colab": 500, "full": 2_000}[profile],
+        "large_steps": {"colab": 60, "full": 100}[profile],
+        "batch_size": _PUBLISHED_BATCH,
     }
 
 
@@ -107,12 +160,25 @@ _CONSTRUCT_EVAL = {
 }
 
 
+# D_R and D_NR through the published models, Ilyas et al.'s settings (1,000 steps of 0.1) on the first
+# n CIFAR-10 training images (full: all 50,000, as the paper). An image costs 1,000 steps through the
+# robust ResNet-50 and the standard WideResNet-28-10, about 26 TFLOP: colab's 200 images are about
+# 5 PFLOP, 15 to 45 minutes on a T4 (see above).
 def _constructed(profile: str) -> dict:
-    return {
+    out = {
         "eval": copy.deepcopy(_CONSTRUCT_EVAL),
         "n_measure": {"smoke": 100, "ci": 1_000, "colab": 5_000, "full": 10_000}[profile],  # clean accuracy, transfer
         "assert_claims": profile != "smoke",
     }
+    if profile in ("colab", "full"):
+        out["published"] = {
+            "n": {"colab": 200, "full": None}[profile],
+            "steps": 1_000,
+            "step_size": 0.1,
+            "seed": 0,
+            "batch_size": _PUBLISHED_BATCH,
+        }
+    return out
 
 
 # The toy model's sample sizes and training steps at each scale.
@@ -164,7 +230,12 @@ _SMOKE_EVAL = {
     "n_test": at_most(32),
     "n_sweep": at_most(50),
     "sweep_steps": at_most(5),
-    "suite": {"pgd_steps": at_most(3), "pgd_restarts": at_most(2), "apgd_steps": at_most(3)},
+    "suite": {
+        "pgd_steps": at_most(3),
+        "pgd_restarts": at_most(2),
+        # Constants, not caps: colab and full leave these at AutoAttack's standard values (unset).
+        "autoattack": {"n_iter": 3, "n_target_classes": 2, "n_queries": 20},
+    },
 }
 #: The sizes of a profile, laid out like the profile (only the sections and keys that are sizes), at
 #: the scale of a derived smoke profile. A function caps or shortens the base profile's value where it
@@ -175,15 +246,23 @@ _SMOKE_EVAL = {
 SMOKE_SIZES = {
     "eval": _SMOKE_EVAL,
     "advtrain": {"strength_steps": [1, 5, 10], "strength_restarts": [1, 2]},  # the chapter reads PGD-10
-    "tradeoff": {"lowdata_n_test": at_most(100)},
+    # The published models keep their architectures (stand-in weights in the tests): a few images and steps.
+    "tradeoff": {"lowdata_n_test": at_most(100), "published": {"n_test": at_most(4)}},
     "features": {
         "large_steps": at_most(5),
         # The chapter draws a test digit of each class from these: the first 50 lack an 8.
         "n_measure": at_most(100),
         "n_target": at_most(20),
         "imagenet_large_eps": {"steps": at_most(5)},
+        "published": {
+            "n_images": at_most(2),
+            "imagenet_images": at_most(2),
+            "image_size": at_most(64),
+            "n_measure": at_most(2),
+            "large_steps": at_most(2),
+        },
     },
-    "constructed": {"n_measure": at_most(50)},
+    "constructed": {"n_measure": at_most(50), "published": {"n": at_most(4), "steps": at_most(2)}},
     "toy": {"n_sweep": at_most(1_000), "n_test": at_most(2_000), "n_train": at_most(1_000), "steps": at_most(200)},
 }
 #: Widths are sizes too, so the architecture keeps its layers at a fraction of its channels (the
@@ -205,6 +284,8 @@ KEPT_SETTINGS = (
     "augment",
     "imagenet",
     "constructed",
+    "published",
+    "attacks",  # which of AutoAttack's attacks run (colab and full: the standard four)
 )
 #: The derived profiles and the profile each one follows.
 DERIVED_FROM = {"colab-smoke": "colab", "full-smoke": "full"}

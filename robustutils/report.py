@@ -5,6 +5,7 @@ import ast
 import json
 from pathlib import Path
 
+from . import independent
 from .evaluate import overestimate_pp
 
 
@@ -38,10 +39,39 @@ def is_non_increasing(values: list[float], tolerance: float) -> bool:
     return all(b <= a + tolerance for a, b in zip(values, values[1:]))
 
 
+def robustness_columns(suite: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """Return ``(columns, formats)`` for :func:`markdown_table` of :func:`robustness_row` rows
+    measured with a profile's evaluation ``suite`` (``profiles.config(profile, "eval")["suite"]``):
+    model, attack, clean, our PGD, then one column per AutoAttack attack in the order they ran, each
+    the accuracy left after it and every column to its left (the last is the worst case), and PGD's
+    gap to the worst case (percentage points)."""
+    pgd = independent.pgd_key(suite["pgd_steps"], suite.get("pgd_restarts", 1))
+    order = independent.order(suite["autoattack"]["attacks"])
+    stages = {
+        independent.stage_key(a): f"+ {independent.TITLES[a]}" + (" = worst case" if a == order[-1] else "")
+        for a in order
+    }
+    columns = {"model": "model", "threat": "attack", "clean": "clean", pgd: pgd.upper(), **stages}
+    columns["gap"] = "PGD − worst (pp)"
+    return columns, {k: ".1%" for k in ("clean", pgd, *stages)} | {"gap": ".1f"}
+
+
+def autoattack_note(suite: dict, points: str = "points") -> str:
+    """Return the sentence that says what the AutoAttack columns of :func:`robustness_columns` ran."""
+    pgd = independent.pgd_key(suite["pgd_steps"], suite.get("pgd_restarts", 1)).upper()
+    what = independent.describe(suite["autoattack"]).removeprefix("AutoAttack ")
+    return (
+        f"The AutoAttack columns run Croce & Hein's own code (pyautoattack {independent.package_version()}): "
+        f"{what}, after {pgd}, on the {points} it left robust. Each column is the accuracy left after it and "
+        "every column to its left, so the last is the per-example worst case."
+    )
+
+
 def robustness_row(model: str, threat: str, result: dict, reference: str) -> dict:
-    """Return one table row of a :func:`robustutils.evaluate.compare` result: model, threat, clean,
-    each attack's robust accuracy, the worst case, and ``gap``, how far attack ``reference``
-    overestimates the worst case (percentage points)."""
+    """Return one table row of a :func:`robustutils.zoo.robustness` result (or of
+    :func:`robustutils.evaluate.compare`'s): model, threat, clean, each attack's robust accuracy,
+    the worst case, ``gap``, how far attack ``reference`` overestimates the worst case (percentage
+    points), and ``flags``, the warnings of AutoAttack's sanity checks (:func:`flag_report`)."""
     return {
         "model": model,
         "threat": threat,
@@ -49,7 +79,26 @@ def robustness_row(model: str, threat: str, result: dict, reference: str) -> dic
         **result["robust_acc"],
         "worst": result["worst_acc"],
         "gap": overestimate_pp(result, reference),
+        "flags": result.get("flags", []),
     }
+
+
+def robustness_report(results: dict[str, tuple[str, dict]], suite: dict, points: str = "points") -> str:
+    """Return Markdown: the table (:func:`robustness_columns`) of ``results``, ``{model: (threat,
+    result)}`` with :func:`robustutils.zoo.robustness` results measured with ``suite``, then what the
+    AutoAttack columns ran (:func:`autoattack_note`) and AutoAttack's flags (:func:`flag_report`)."""
+    pgd = independent.pgd_key(suite["pgd_steps"], suite.get("pgd_restarts", 1))
+    rows = [robustness_row(model, threat, result, pgd) for model, (threat, result) in results.items()]
+    return "\n\n".join(
+        [markdown_table(rows, *robustness_columns(suite)), autoattack_note(suite, points), flag_report(rows)]
+    )
+
+
+def flag_report(rows: list[dict]) -> str:
+    """Return one line per warning of AutoAttack's sanity checks in :func:`robustness_row` rows
+    (``"AutoAttack flagged <model> at <threat>: <warning>"``), or a line saying there was none."""
+    lines = [f"AutoAttack flagged {r['model']} at {r['threat']}: {flag}" for r in rows for flag in r.get("flags", [])]
+    return "\n".join(lines) or "AutoAttack's sanity checks flagged none of these models."
 
 
 # Claims: what a chapter tests, recorded in its executed notebook for the summary page.

@@ -8,6 +8,9 @@
 - :func:`trades_study`: TRADES (Zhang et al. 2019) beside Madry et al.'s MNIST ℓ∞ models, all at
   :data:`robustutils.registry.TRADES_EPS`, with the Pareto front.
 - :func:`scale` and :func:`paper_table`: this run's numbers beside the papers'.
+- :func:`published_study` (the ``colab`` and ``full`` profiles): the papers' own released CIFAR-10
+  models (RobustBench's ``Standard`` and ``Engstrom2019Robustness``) under this run's evaluation,
+  beside RobustBench's figures (:func:`published_table`).
 
 Accuracies are fractions in [0, 1]; ε in pixel units; a robust accuracy is the worst case over the
 profile's attacks (:func:`robustutils.zoo.eval_attacks`).
@@ -15,7 +18,7 @@ profile's attacks (:func:`robustutils.zoo.eval_attacks`).
 
 import dataclasses
 
-from . import data, evaluate, independent, plots, profiles, registry, report, runtime, zoo
+from . import data, evaluate, independent, plots, profiles, published, registry, report, runtime, zoo
 
 DATASET_TEXT = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 NORM_TEXT = {"linf": "ℓ∞", "l2": "ℓ2"}
@@ -140,20 +143,9 @@ def robustness_rows(by_panel: dict[tuple[str, str], Panel], profile: str) -> lis
 
 def robustness_table(rows: list[dict], profile: str) -> str:
     """Return the Markdown table of :func:`robustness_rows` (or :meth:`TradesStudy.rows`): model,
-    threat, clean, each attack and the worst case (percent), and PGD − worst case (pp)."""
-    key = pgd_key(profile)
-    columns = {
-        "model": "model",
-        "threat": "attack",
-        "clean": "clean",
-        key: key.upper(),
-        "apgd-ce": "APGD-CE",
-        "apgd-dlr": "APGD-DLR",
-        "worst": "worst case",
-        "gap": "PGD − worst (pp)",
-    }
-    formats = {k: ".1%" for k in ("clean", key, "apgd-ce", "apgd-dlr", "worst")} | {"gap": ".1f"}
-    return report.markdown_table(rows, columns, formats)
+    threat, clean, our PGD, each AutoAttack attack after it (the last is the worst case; percent), and
+    PGD − worst case (pp) (:func:`robustutils.report.robustness_columns`)."""
+    return report.markdown_table(rows, *report.robustness_columns(profiles.config(profile, "eval")["suite"]))
 
 
 def flagged(rows: list[dict], threshold_pp: float = GAP_FLAG_PP) -> list[str]:
@@ -360,26 +352,51 @@ def training_summary(name: str, profile: str) -> str:
     return f"{scale(name, profile)}; {how}"
 
 
-#: The papers' numbers this chapter sets beside its own, as (dataset, norm, eps, model, the paper's clean / robust).
+#: The papers' numbers this chapter sets beside its own, as (dataset, norm, eps, model, the paper's clean /
+#: robust, AutoAttack's clean / robust on the authors' released model). AutoAttack's figures: Croce & Hein
+#: (2020), the MNIST ℓ∞ and CIFAR-10 ℓ2 tables of fra31/auto-attack's README, and RobustBench's leaderboard
+#: (Engstrom2019Robustness), which reports the same evaluation.
 PAPER_NUMBERS = [
-    ("mnist", "linf", 0.3, "MNIST ℓ∞ 0.3 (Madry et al. 2018)", "98.8% / 89.3% (PGD-100, 20 restarts)"),
-    ("cifar10", "l2", 0.5, "CIFAR-10 ℓ2 0.5 (Ilyas et al. 2019, Table 7)", "90.8% / 70.9%"),
-    ("cifar10", "linf", 8 / 255, "CIFAR-10 ℓ∞ 8/255 (RobustBench Engstrom2019)", "87.0% / 49.3% (AutoAttack)"),
+    (
+        "mnist",
+        "linf",
+        0.3,
+        "MNIST ℓ∞ 0.3 (Madry et al. 2018)",
+        "98.8% / 89.3% (PGD-100, 20 restarts)",
+        "98.53% / 88.50% (Croce & Hein 2020)",
+    ),
+    (
+        "cifar10",
+        "l2",
+        0.5,
+        "CIFAR-10 ℓ2 0.5 (Ilyas et al. 2019, Table 7)",
+        "90.8% / 70.9%",
+        "90.83% / 69.24% (RobustBench Engstrom2019Robustness)",
+    ),
+    (
+        "cifar10",
+        "linf",
+        8 / 255,
+        "CIFAR-10 ℓ∞ 8/255 (Engstrom et al. 2019, robustness library)",
+        "87.03% / 53.29% (PGD)",
+        "87.03% / 49.25% (RobustBench Engstrom2019Robustness)",
+    ),
 ]
 
 
 def paper_table(by_panel: dict[tuple[str, str], Panel], profile: str) -> str:
-    """Return the Markdown table of :data:`PAPER_NUMBERS` beside this run's clean / worst-case
-    accuracy of the same threat model (from ``by_panel``; a dash where the grid lacks the ε) and its
-    :func:`scale`."""
+    """Return the Markdown table of :data:`PAPER_NUMBERS` (the paper's figure and AutoAttack's on the
+    authors' released model) beside this run's clean / worst-case accuracy of the same threat model
+    (from ``by_panel``; a dash where the grid lacks the ε) and its :func:`scale`."""
     rows = []
-    for d, norm, eps, model, paper in PAPER_NUMBERS:
+    for d, norm, eps, model, paper, autoattack in PAPER_NUMBERS:
         p = by_panel.get((d, norm))
         r = None if p is None or eps not in p.eps else p.results[p.eps.index(eps)]
         rows.append(
             {
                 "model": model,
                 "paper": paper,
+                "autoattack": autoattack,
                 "scale": scale(registry.model_name(d, norm, eps), profile),
                 "ours": None if r is None else f"{r['clean_acc']:.1%} / {r['worst_acc']:.1%}",
             }
@@ -389,7 +406,172 @@ def paper_table(by_panel: dict[tuple[str, str], Panel], profile: str) -> str:
         {
             "model": "model",
             "paper": "paper: clean / robust",
+            "autoattack": "AutoAttack on the released model",
             "ours": "this run: clean / worst case",
             "scale": "this run's scale",
         },
     )
+
+
+# --- The papers' own published models (the colab and full profiles) ----------------------------
+
+
+def published_robustness(
+    model, profile: str, *, at: tuple[str, float], n_test: int, batch_size: int = 500, root=None
+) -> dict:
+    """Return the robust accuracy of a published model (:func:`robustutils.published.load`)
+    on the first ``n_test`` CIFAR-10 test images under ``profile``'s evaluation at ``at = (norm, eps)``
+    (pixel units): our PGD, then AutoAttack's attacks as a cascade (:func:`robustutils.zoo.eval_attacks`),
+    ``batch_size`` images per forward pass.
+    The result is :func:`robustutils.zoo.robustness`'s dict, cached by :func:`robustutils.zoo.cached_cascade` under the
+    model's source and the :func:`robustutils.published.weights_fingerprint` of its weights. Raises
+    ``ValueError`` for a model that is not a CIFAR-10 published model, a bad ``at`` or an ``n_test``
+    the test set cannot meet (:func:`robustutils.data.check_request`)."""
+    found = getattr(model, "entry", None)
+    if found is None or found.dataset != "cifar10":
+        raise ValueError(
+            "published_robustness takes a CIFAR-10 model of robustutils.published.load (e.g. "
+            f"published.load('Standard')); got {type(model).__name__}"
+        )
+    if not (isinstance(at, (tuple, list)) and len(at) == 2 and isinstance(at[0], str)):
+        raise ValueError(f"at is the threat model as a pair (norm, eps), e.g. at=('linf', 8 / 255); got {at!r}")
+    x, y = data.test_set("cifar10", n_test)
+    key = {"model": model.source, "weights": published.weights_fingerprint(model)}
+    name = f"published-cifar10-{found.threat_model}-{found.name}"
+    attacks_by_name = zoo.eval_attacks(profile, *at)
+    return zoo.cached_cascade(model, x, y, attacks_by_name, key, name=name, batch_size=batch_size, root=root)
+
+
+#: The rows chapter 3 adds at the colab and full profiles, as ``(RobustBench name, its threat model, the
+#: threat model it is attacked in (norm, eps in pixel units))``. RobustBench lists the standard model on
+#: its ℓ∞ and its ℓ2 leaderboards, 94.78% clean and 0% robust on both (its model_info/cifar10/L2/Standard.json).
+PUBLISHED_ROWS = (
+    ("Standard", "Linf", ("linf", 8 / 255)),
+    ("Standard", "Linf", ("l2", 0.5)),
+    ("Engstrom2019Robustness", "Linf", ("linf", 8 / 255)),
+    ("Engstrom2019Robustness", "L2", ("l2", 0.5)),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedRow:
+    """One published CIFAR-10 model attacked in one threat model: its RobustBench ``entry``
+    (:class:`robustutils.published.Entry`, with RobustBench's clean and AutoAttack figures),
+    ``norm`` and ``eps`` (pixel units), and this run's ``result`` (:func:`published_robustness`)."""
+
+    entry: published.Entry
+    norm: str
+    eps: float
+    result: dict
+
+    @property
+    def model(self) -> str:
+        """The model as the tables name it: ``"Standard"``, ``"Engstrom2019Robustness (ℓ∞ 8/255)"``
+        (the threat model it was trained against)."""
+        if self.entry.name == "Standard":
+            return self.entry.name
+        norm = self.entry.threat_model.lower()
+        return f"{self.entry.name} ({NORM_TEXT[norm]} {eps_text('cifar10', norm, self.entry.eps)})"
+
+    @property
+    def threat(self) -> str:
+        """The threat model it is attacked in, as :func:`threat_text` writes it."""
+        return threat_text("cifar10", self.norm, self.eps)
+
+
+def published_study(profile: str, *, device=None, progress: bool = False) -> list[PublishedRow]:
+    """Return one :class:`PublishedRow` per row of :data:`PUBLISHED_ROWS`, each model loaded once
+    (:func:`robustutils.published.load`) and evaluated on ``profile``'s ``tradeoff``
+    ``published`` ``n_test`` test images, ``batch_size`` at a time (:func:`published_robustness`).
+    Raises ``ValueError`` at a profile that does not load the published models (no ``published``
+    setting: smoke and ci)."""
+    settings = profiles.config(profile, "tradeoff").get("published")
+    if not settings:
+        raise ValueError(
+            f"profile {profile!r} does not load the published models (they need a download and a GPU): "
+            "use 'colab' or 'full'"
+        )
+    loaded, rows = {}, []
+    for name, threat_model, (norm, eps) in _progress(list(PUBLISHED_ROWS), "published models", progress):
+        if (name, threat_model) not in loaded:
+            loaded[name, threat_model] = published.load(name, threat_model=threat_model, device=device)
+        model = loaded[name, threat_model]
+        result = published_robustness(
+            model, profile, at=(norm, eps), n_test=settings["n_test"], batch_size=settings["batch_size"]
+        )
+        rows.append(PublishedRow(model.entry, norm, eps, result))
+    return rows
+
+
+def published_rows(rows: list[PublishedRow], profile: str) -> list[dict]:
+    """Return one :func:`robustutils.report.robustness_row` per :class:`PublishedRow` (for
+    :func:`robustness_table`)."""
+    return [report.robustness_row(r.model, r.threat, r.result, pgd_key(profile)) for r in rows]
+
+
+def published_table(rows: list[PublishedRow]) -> str:
+    """Return the Markdown table of the published models beside RobustBench's figures: the model and
+    the threat it is attacked in, RobustBench's clean / AutoAttack accuracy (Croce et al. 2021, on all
+    10,000 test images) and this run's clean / worst case of our PGD and AutoAttack, with the number
+    of test images."""
+    table = [
+        {
+            "model": r.model,
+            "threat": r.threat,
+            "robustbench": f"{r.entry.clean:.2f}% / {r.entry.autoattack:.2f}%",
+            "ours": f"{r.result['clean_acc']:.1%} / {r.result['worst_acc']:.1%}",
+            "n": f"{r.result['n']:,}",
+        }
+        for r in rows
+    ]
+    columns = {
+        "model": "published model",
+        "threat": "attack",
+        "robustbench": "RobustBench: clean / AutoAttack",
+        "ours": "this run: clean / worst case",
+        "n": "test images",
+    }
+    return report.markdown_table(table, columns)
+
+
+def published_claims(rows: list[PublishedRow]) -> list[dict]:
+    """Return chapter 3's claims on the published models (keyword arguments of
+    :meth:`robustutils.report.Chapter.claim`): the standard model is brittle at ℓ∞ 8/255 (worst case
+    below 1%), both robust models are less accurate than it (Tsipras et al.'s trade-off), and, not
+    asserted, this run's worst case of each robust model is within two standard errors (at least one
+    point) of RobustBench's AutoAttack figure."""
+    by = {(r.entry.name, r.entry.threat_model, r.norm): r for r in rows}
+    standard, robust = by["Standard", "Linf", "linf"], [r for r in rows if r.entry.name != "Standard"]
+    clean = ", ".join(f"{r.model} {r.result['clean_acc']:.1%}" for r in [standard, *robust])
+
+    def close(r: PublishedRow) -> bool:
+        p, n = r.entry.autoattack / 100, r.result["n"]
+        return abs(r.result["worst_acc"] - p) <= max(2 * (p * (1 - p) / n) ** 0.5, 0.01)
+
+    return [
+        {
+            "key": "ch03-published-standard-brittle",
+            "text": "RobustBench's standard CIFAR-10 model keeps less than 1% of the test images at ℓ∞ ε 8/255.",
+            "paper": "0.00% under AutoAttack (RobustBench, Standard)",
+            "measured": f"{standard.result['worst_acc']:.1%} worst case on {standard.result['n']:,} images",
+            "held": standard.result["worst_acc"] < 0.01,
+        },
+        {
+            "key": "ch03-published-robust-less-accurate",
+            "text": "The released robust CIFAR-10 models are less accurate on clean test images than the standard one.",
+            "paper": "94.78% (Standard) vs 87.03% (ℓ∞ 8/255) and 90.83% (ℓ2 0.5) clean (RobustBench; the "
+            "trade-off of Tsipras et al. 2019)",
+            "measured": clean,
+            "held": all(r.result["clean_acc"] < standard.result["clean_acc"] for r in robust),
+        },
+        {
+            "key": "ch03-published-matches-robustbench",
+            "text": "This run's worst case of our PGD and AutoAttack on each released robust model is within two "
+            "standard errors of its test sample (at least 1 point) of RobustBench's AutoAttack figure (not "
+            "asserted: a smaller sample and another AutoAttack seed).",
+            "paper": ", ".join(f"{r.model} {r.entry.autoattack:.2f}%" for r in robust) + " (RobustBench, AutoAttack)",
+            "measured": ", ".join(f"{r.model} {r.result['worst_acc']:.1%} on {r.result['n']:,}" for r in robust),
+            "held": all(close(r) for r in robust),
+            "checked": False,
+        },
+    ]

@@ -374,9 +374,69 @@ def get_all(names, profile: str, *, label=None, device=None, progress: bool = Fa
 
 
 def eval_attacks(profile: str, norm: str, eps: float) -> dict:
-    """Return the evaluation attacks of ``profile`` at ``norm`` and ``eps`` (pixel units): PGD with
-    the profile's steps and restarts, and APGD-CE and APGD-DLR (:func:`robustutils.independent.suite`)."""
+    """Return the evaluation attacks of ``profile`` at ``norm`` and ``eps`` (pixel units), in the
+    order they run: our PGD with the profile's steps and restarts, then each of the profile's
+    AutoAttack attacks (:func:`robustutils.independent.suite`)."""
     return independent.suite(eps, norm, **profiles.config(profile, "eval")["suite"])
+
+
+def cached_cascade(
+    model,
+    x,
+    y,
+    attacks_by_name: dict,
+    key: dict,
+    *,
+    name: str,
+    stem: str | None = None,
+    batch_size: int = 500,
+    root=None,
+) -> dict:
+    """Return :func:`robustutils.evaluate.cascade` of ``model`` on ``(x, y)`` (images in [0, 1]
+    [N, C, H, W], labels [N]) under ``attacks_by_name``, with ``worst_acc`` (the last stage) and
+    ``flags`` (AutoAttack's sanity-check warnings, :class:`robustutils.independent.AutoAttackFlag`),
+    cached as :func:`robustutils.zoo.robustness` caches its results: JSON under
+    ``<cache>/evaluations/<stem>-<digest>.json`` (``stem`` defaults to ``name``; ``name`` prefixes the
+    flags), the digest a hash of ``key`` (plain data naming the model and its weights or training code)
+    with the attacks' settings and the number of images. The attacks' random
+    starts are seeded from the digest and the caller's random state is left as it was, so the number
+    does not depend on what ran before. Flags are shown again when the result comes from the cache.
+    ``batch_size``: images per forward pass (the attacks' restarts included). Raises ``ValueError`` for
+    attacks that are not :class:`robustutils.attacks.Attack` values, and as the cascade does for bad
+    inputs."""
+    if not isinstance(attacks_by_name, dict) or not all(
+        isinstance(a, attacks.Attack) for a in attacks_by_name.values()
+    ):
+        raise ValueError(
+            "attacks_by_name maps a name to an attack with settings() (robustutils.attacks.Attack), e.g. "
+            f"zoo.eval_attacks(profile, 'linf', 8 / 255); got {type(attacks_by_name).__name__}"
+        )
+    settings = {label: attack.settings() for label, attack in attacks_by_name.items()}
+    digest = hashlib.sha256(_canonical({"key": key, "attacks": settings, "n": len(y)}).encode()).hexdigest()[:16]
+    target = io.cache_dir(root) / "evaluations" / f"{(stem or name).replace('/', '-')}-{digest}.json"
+    if target.is_file():
+        result = json.loads(target.read_text())
+        for flag in result["flags"]:
+            warnings.warn(independent.AutoAttackFlag(f"{name}: {flag}"), stacklevel=2)
+        return result
+    device = next(model.parameters()).device
+    with keep_random_state(device), warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always", independent.AutoAttackFlag)
+        torch.manual_seed(int(digest, 16) % 2**63)
+        result = evaluate.cascade(model, x, y, attacks_by_name, batch_size=batch_size)
+    flags = list(dict.fromkeys(str(w.message) for w in raised if issubclass(w.category, independent.AutoAttackFlag)))
+    for w in raised:  # shown, never swallowed: catch_warnings only gathered them
+        if issubclass(w.category, independent.AutoAttackFlag):
+            warnings.warn(independent.AutoAttackFlag(f"{name}: {w.message}"), stacklevel=2)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for flag in independent.square_flags(result["robust_acc"]):
+        flags.append(flag)
+        warnings.warn(independent.AutoAttackFlag(f"{name}: {flag}"), stacklevel=2)
+    result = {**result, "worst_acc": list(result["robust_acc"].values())[-1], "flags": flags}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=1))
+    return result
 
 
 def robustness(
@@ -389,11 +449,18 @@ def robustness(
     device=None,
     root=None,
 ) -> dict:
-    """Return :func:`robustutils.evaluate.compare` of a registry model on its first ``n_test`` test
-    examples: clean accuracy, each attack's robust accuracy and the worst case (fractions in [0, 1]).
+    """Return the robust accuracy of a registry model on its first ``n_test`` test examples under
+    attacks run as a cascade (:func:`robustutils.evaluate.cascade`): ``{"n", "clean_acc",
+    "robust_acc": {name: fraction}, "worst_acc", "attacks": {name: settings}, "flags": [str]}``.
+    Each attack runs on the points every earlier one left robust, so ``robust_acc`` of the first is
+    its own accuracy and of each later one the worst case over it and all before it; ``worst_acc``
+    is the last. ``flags`` are the warnings the attacks raised (AutoAttack's sanity checks,
+    :class:`robustutils.independent.AutoAttackFlag`); they are raised again when the result comes
+    from the cache.
 
-    ``at=(norm, eps)`` evaluates with the profile's attacks (:func:`eval_attacks`), or
-    ``attacks_by_name`` gives them; ``n_test`` defaults to the profile's ``eval`` ``n_test``. The
+    ``at=(norm, eps)`` evaluates with the profile's attacks (:func:`eval_attacks`: our PGD, then
+    AutoAttack), or ``attacks_by_name`` gives them in order; ``n_test`` defaults to the profile's
+    ``eval`` ``n_test``. The
     model is loaded by :func:`get`. The result is cached as JSON, keyed by the entry's recipe, the
     fingerprint of the code that trained the model, the attacks' settings and ``n_test``; the
     attacks' random starts are seeded from that key, so the result does not depend on what ran
@@ -424,21 +491,9 @@ def robustness(
     if rec["dataset"] in NUM_CLASSES:  # in memory: check the size before trusting a cached file
         data.check_request(rec["dataset"], n_test, len(_split(rec["dataset"], False)[1]), False)
     net, meta = get(model if isinstance(model, str) else rec, profile, device=device, root=root)
-    settings = {name: a.settings() for name, a in attacks_by_name.items()}
-    digest = hashlib.sha256(
-        _canonical({"model": key(rec), "code": meta.get("code"), "attacks": settings, "n": n_test}).encode()
-    ).hexdigest()[:16]
-    target = io.cache_dir(root) / "evaluations" / f"{key(rec)}-{digest}.json"
-    if target.is_file():
-        return json.loads(target.read_text())
-    # The attacks' random starts are drawn from a seed of the evaluation's own key, and the caller's
-    # random state is left as it was: the number is the same whichever chapter asks first.
-    with keep_random_state(next(net.parameters()).device):
-        torch.manual_seed(int(digest, 16) % 2**63)
-        result = evaluate.compare(net, *dataset(rec, train_split=False, n=n_test), attacks_by_name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result, indent=1))
-    return result
+    x, y = dataset(rec, train_split=False, n=n_test)
+    key_ = {"model": key(rec), "code": meta.get("code")}
+    return cached_cascade(net, x, y, attacks_by_name, key_, name=name, stem=key(rec), root=root)
 
 
 def adversarial(base: dict, norm: str, eps: float, steps: int, step_factor: float | None = None) -> dict:

@@ -5,6 +5,11 @@ The loader and real-data tests need ``ROBUSTUTILS_DATA`` (from the project root:
 ``ROBUSTUTILS_DATA=../shared/data``); without it they are skipped with that reason, and
 everything else still runs.
 
+The chapters' runs at ``colab-smoke`` and ``full-smoke`` load the papers' published models: when
+they are collected, stand-ins (the real architectures, random weights; tests/published_standins.py)
+are written once into ``_build/published-standins`` and ``ROBUSTUTILS_PUBLISHED`` and ``TORCH_HOME``
+point there, for the notebooks' kernels to inherit.
+
 Hypothesis runs the ``fast`` profile (20 examples per property, no deadline) unless
 ``HYPOTHESIS_PROFILE=thorough`` asks for 500, e.g. before changing an attack.
 """
@@ -25,6 +30,20 @@ NO_DATA = "ROBUSTUTILS_DATA is not set: point it at ../shared/data to run the lo
 
 MNIST_TRAIN_SIZE = 5_000  # real training digits for the session model (about one second on 2 cores)
 MNIST_EVAL_SIZE = 500  # real test digits the attacks are measured on
+
+
+PUBLISHED_PROFILES = ("colab-smoke", "full-smoke")  # the chapter runs that load published models
+STANDINS = Path(__file__).parents[1] / "_build" / "published-standins"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Give the chapters run at a profile with published models their stand-ins (module docstring)."""
+    if not any(set(PUBLISHED_PROFILES) & set(Path(str(item.fspath)).parts) for item in items):
+        return
+    import published_standins
+
+    published_standins.write_standins(STANDINS)
+    os.environ.update(published_standins.environment(STANDINS))
 
 
 @pytest.fixture(scope="session")

@@ -546,7 +546,7 @@ def test_linf_radius_or_step_above_one_is_refused_with_the_255_fix(tiny_model, e
         attacks.fgsm(tiny_model, x, y, **settings)
     if which == "eps":
         with pytest.raises(ValueError, match=message):
-            independent.APGD(eps=eps)
+            independent.AutoAttack(eps=eps)
         with pytest.raises(ValueError, match=message):
             evaluate.eps_sweep(tiny_model, x, y, [8 / 255, eps], norm="linf", steps=1)
 

@@ -134,8 +134,8 @@ def robustness_row(model, gap_pp):
         "threat": "ℓ∞ 0.3",
         "clean": 0.99,
         "pgd-40": 0.5 + gap_pp / 100,
-        "apgd-ce": 0.5,
-        "apgd-dlr": 0.52,
+        "aa-apgd-ce": 0.5,
+        "aa-apgd-t": 0.5,
         "worst": 0.5,
         "gap": gap_pp,
         "verdict": "ok",
@@ -143,7 +143,7 @@ def robustness_row(model, gap_pp):
 
 
 def test_overestimate_report_lists_each_finding_or_says_there_is_none():
-    suite = {"pgd_steps": 40, "pgd_restarts": 1, "apgd_steps": 25}
+    suite = profiles.config("ci", "eval")["suite"]
     text = checks.overestimate_report([robustness_row("a", 0.5), robustness_row("b", 3.0)], suite)
     assert text.splitlines() == [
         "Largest PGD overestimate: 3.0 percentage points.",
@@ -162,15 +162,16 @@ def test_robustness_rows_evaluate_registry_models_and_flag_an_overestimate(data_
     suite = profiles.config("smoke", "eval")["suite"]
     pgd = independent.pgd_key(suite["pgd_steps"], suite["pgd_restarts"])
     assert [(r["model"], r["threat"]) for r in rows] == [("standard", "ℓ∞ 0.1"), ("standard", "ℓ2 1")]
-    for r in rows:
-        assert r["worst"] <= min(r[pgd], r["apgd-ce"], r["apgd-dlr"]) <= r["clean"]
+    for r in rows:  # a cascade: each column is at most the one to its left, the last is the worst case
+        assert r["worst"] == r["aa-apgd-t"] <= r["aa-apgd-ce"] <= r[pgd] <= r["clean"]
         assert r["gap"] == pytest.approx(100 * (r[pgd] - r["worst"]))
         assert r["verdict"] == ("ok" if r["gap"] <= 0 else "PGD overestimates: finding")
     table = checks.robustness_table(rows, suite).splitlines()
     assert table[0] == (
-        "| model | attack | clean | PGD-10 | APGD-CE (10) | APGD-DLR (10) | worst case | PGD − worst (pp) | verdict |"
+        "| model | attack | clean | PGD-10 | + APGD-CE | + APGD-T = worst case | PGD − worst (pp) | verdict |"
     )
     assert len(table) == 2 + len(rows)
+    assert independent.describe(suite["autoattack"]) == "AutoAttack APGD-CE, APGD-T (10 iterations, 3 target classes)"
 
 
 def test_strength_rows_feed_the_table_and_the_convergence_verdict(tiny_model, digits):

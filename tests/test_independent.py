@@ -1,141 +1,173 @@
-"""The independent attack (torchattacks' APGD) and the side-by-side comparison of attacks."""
+"""The independent check (Croce & Hein's AutoAttack, the ``pyautoattack`` package) and the book's
+evaluation suite: our PGD, then AutoAttack's attacks one by one as a cascade.
 
+The attacks run at a few iterations and target classes on a few dozen digits: these tests check
+the wiring (threat model, seeding, modes, names, sanity-check flags), not AutoAttack's strength."""
+
+import contextlib
 import json
+import warnings
+from importlib.metadata import version
 
 import pytest
 import torch
 
-from robustutils import attacks, evaluate, independent, runtime
+from robustutils import attacks, evaluate, independent, models, runtime
+
+FAST = {"n_iter": 5, "n_target_classes": 3}
+GRADIENT = ("apgd-ce", "apgd-t")  # the ci profile's subset
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_eval):
+    """The first 32 real MNIST test digits."""
+    return mnist_eval[0][:32], mnist_eval[1][:32]
+
+
+@contextlib.contextmanager
+def no_flags():
+    """A context in which an AutoAttackFlag fails the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", independent.AutoAttackFlag)
+        yield
+
+
+# --- the threat model ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0)])
-def test_apgd_stays_in_the_threat_model_and_the_pixel_box(mnist_model, mnist_eval, norm, eps):
-    x, y = mnist_eval[0][:64], mnist_eval[1][:64]
-    x_adv = independent.APGD(eps=eps, norm=norm, steps=10)(mnist_model, x, y)
+def test_autoattack_stays_in_the_threat_model_and_the_pixel_box(mnist_model, digits, norm, eps):
+    x, y = digits
+    x_adv = independent.AutoAttack(eps=eps, norm=norm, attacks=GRADIENT, **FAST)(mnist_model, x, y)
     assert x_adv.shape == x.shape and x_adv.min() >= 0 and x_adv.max() <= 1
     assert (attacks.threat(norm).norm(x_adv - x) <= eps + 1e-4).all()
 
 
-def test_apgd_is_deterministic_and_restores_the_model_mode(make_tiny_model, mnist_eval):
-    model = make_tiny_model(3).train()
-    x, y = mnist_eval[0][:32], mnist_eval[1][:32]
-    attack = independent.APGD(eps=0.2, steps=5)
-    first, second = attack(model, x, y), attack(model, x, y)
-    assert torch.equal(first, second) and model.training
+@pytest.mark.parametrize("norm,eps", [("linf", 0.2), ("l2", 1.5)])
+def test_every_standard_attack_stays_in_the_threat_model(tiny_model, mnist_eval, norm, eps):
+    x, y = mnist_eval[0][:16], mnist_eval[1][:16]
+    for attack in independent.STANDARD:
+        aa = independent.AutoAttack(eps=eps, norm=norm, attacks=(attack,), n_iter=3, n_target_classes=2, n_queries=20)
+        x_adv = aa(tiny_model, x, y)
+        assert x_adv.min() >= 0 and x_adv.max() <= 1, attack
+        assert (attacks.threat(norm).norm(x_adv - x) <= eps + 1e-4).all(), attack
 
 
-def test_apgd_at_zero_eps_returns_the_input(tiny_model, mnist_eval):
-    x, y = mnist_eval[0][:8], mnist_eval[1][:8]
-    assert torch.equal(independent.APGD(eps=0.0)(tiny_model, x, y), x)
+def test_autoattack_at_zero_eps_returns_the_input(tiny_model, digits):
+    x, y = digits
+    assert torch.equal(independent.AutoAttack(eps=0.0)(tiny_model, x, y), x)
 
 
-def test_apgd_refuses_unknown_settings():
-    with pytest.raises(ValueError, match="unknown APGD loss"):
-        independent.APGD(eps=0.1, loss="hinge")
-    with pytest.raises(ValueError, match="unknown norm"):
-        independent.APGD(eps=0.1, norm="l1")
-    with pytest.raises(ValueError, match="eps must be"):
-        independent.APGD(eps=-0.1)
-
-
-def test_suite_names_our_pgd_and_both_apgd_losses():
-    suite = independent.suite(0.3, "linf", pgd_steps=40, apgd_steps=50)
-    assert list(suite) == ["pgd-40", "apgd-ce", "apgd-dlr"]
-    assert suite["pgd-40"].steps == 40 and suite["apgd-dlr"].loss == "dlr" and suite["apgd-ce"].steps == 50
-    assert all(a.eps == 0.3 and a.norm == "linf" for a in suite.values())
-
-
-def test_apgd_is_an_attack_whose_settings_are_plain_and_which_keeps_its_own_loss():
-    apgd = independent.APGD(eps=0.1, steps=20, restarts=2, loss="dlr")
-    assert isinstance(apgd, attacks.Attack) and not isinstance(apgd, attacks.ScalableAttack)
-    settings = apgd.settings()
-    assert json.loads(json.dumps(settings)) == settings
-    assert (settings["eps"], settings["restarts"], settings["attack"]) == (0.1, 2, "apgd-dlr (torchattacks)")
-    with pytest.raises(
-        NotImplementedError,
-        match=r"only its own 'ce' or 'dlr' loss.*attacks\.PGD\(eps=0\.1, "
-        r"norm='linf', \.\.\.\)\.with_loss\(loss_fn\)",
-    ):
-        apgd.with_loss(attacks.cross_entropy)
-
-
-def test_suite_steps_follow_the_one_step_size_rule():
-    assert independent.suite(0.3, "linf", 40, 10)["pgd-40"].settings()["step_size"] == attacks.step_size(0.3, 40)
-    factored = independent.suite(0.3, "linf", 40, 10, pgd_step_factor=0.25)["pgd-40"]
-    assert factored.step_size == attacks.step_size(0.3, 40, 0.25) == 0.25 * 0.3
-
-
-def test_suite_names_restarted_pgd_by_its_restarts():
-    suite = independent.suite(0.3, "linf", pgd_steps=100, apgd_steps=10, pgd_restarts=20)
-    assert list(suite)[0] == independent.pgd_key(100, 20) == "pgd-100x20" and suite["pgd-100x20"].restarts == 20
-
-
-def test_compare_takes_the_per_example_worst_case(mnist_model, mnist_eval):
-    x, y = mnist_eval
-    suite = {"identity": lambda model, xb, yb: xb, **independent.suite(0.1, "linf", 10, 10)}
-    result = evaluate.compare(mnist_model, x, y, suite, batch_size=250)
-    assert result["robust_acc"]["identity"] == result["clean_acc"]
-    assert result["worst_acc"] <= min(result["robust_acc"].values())
-    assert result["worst_acc"] < result["clean_acc"], "PGD and APGD at eps 0.1 must break some digits"
-    assert evaluate.overestimate_pp(result, "pgd-10") >= 0
-    assert result["attacks"]["apgd-ce"]["attack"].startswith("apgd-ce")
-
-
-def test_compare_needs_an_attack(mnist_model, mnist_eval):
-    with pytest.raises(ValueError, match="at least one attack"):
-        evaluate.compare(mnist_model, *mnist_eval, {})
-
-
-def test_apgd_beats_a_deliberately_crippled_pgd(mnist_model, mnist_eval):
+def test_autoattack_beats_a_deliberately_crippled_pgd(mnist_model, mnist_eval):
     # PGD with a step far too small cannot leave the neighbourhood of its start: the independent
-    # check must expose it as overestimating robustness - the gap R1 asks the chapters to report.
-    x, y = mnist_eval
+    # check must expose it as overestimating robustness, the gap the chapters report.
+    x, y = mnist_eval[0][:100], mnist_eval[1][:100]
     weak = attacks.PGD(eps=0.15, steps=5, step_size=0.001, random_start=False)
-    result = evaluate.compare(mnist_model, x, y, {"weak": weak, "apgd-ce": independent.APGD(eps=0.15, steps=20)})
+    aa = independent.AutoAttack(eps=0.15, attacks=("apgd-ce",), n_iter=5)
+    result = evaluate.compare(mnist_model, x, y, {"weak": weak, "aa": aa})
     assert evaluate.overestimate_pp(result, "weak") > 10
 
 
-# --- APGD-DLR needs three classes; APGD leaves the caller's random state alone -------------
+# --- settings and their errors ------------------------------------------------------------------
 
 
-def two_class_model():
-    from robustutils import models, runtime
-
-    runtime.set_seed(0)
-    return models.build("mnist_cnn", channels=(4, 8), hidden=32, num_classes=2).eval()
-
-
-def test_apgd_dlr_refuses_a_model_with_fewer_than_three_classes(mnist_eval):
-    x, y = mnist_eval[0][:16], mnist_eval[1][:16] % 2
-    model = two_class_model()
-    message = r"APGD with loss='dlr' needs a model with at least 3 classes .*this model has 2: use loss='ce'"
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"attacks": ("apgd-ce", "apgd-dlr")}, r"distinct names among the standard version's .*'apgd-dlr'"),
+        ({"attacks": ("apgd-ce", "apgd-ce")}, r"distinct names among the standard version's"),
+        ({"attacks": ()}, r"distinct names among the standard version's"),
+        ({"attacks": "apgd-ce"}, r"got one name 'apgd-ce': use \('apgd-ce',\)"),
+        ({"n_iter": 0}, r"n_iter must be an integer >= 1 or None \(the standard version's value\); got 0"),
+        ({"n_target_classes": 2.5}, r"n_target_classes must be an integer >= 1 or None"),
+        ({"n_queries": True}, r"n_queries must be an integer >= 1 or None"),
+        ({"eps": 8}, r"l_inf eps=8 is above 1: .*did you mean eps=8/255 = 0\.0314\?"),
+        ({"eps": -0.1}, r"eps must be a finite number >= 0"),
+        ({"norm": "l1"}, r"unknown norm 'l1': use one of \['l2', 'linf'\]"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_fix(settings, message):
     with pytest.raises(ValueError, match=message):
-        independent.APGD(eps=0.1, steps=2, loss="dlr")(model, x, y)
-    with pytest.raises(ValueError, match=message):  # the book's suite, through compare
-        evaluate.compare(model, x, y, independent.suite(0.1, "linf", pgd_steps=2, apgd_steps=2))
-    x_adv = independent.APGD(eps=0.1, steps=2, loss="ce")(model, x, y)  # the fix works
+        independent.AutoAttack(**{"eps": 0.1, **settings})
+
+
+def test_an_l2_eps_beyond_the_diameter_and_images_without_a_channel_axis_are_refused(mnist_model, digits):
+    x, y = digits
+    with pytest.raises(ValueError, match=r"l_2 eps=100 exceeds 28"):
+        independent.AutoAttack(eps=100.0, norm="l2")(mnist_model, x, y)
+    with pytest.raises(ValueError, match=r"takes images shaped \[N, C, H, W\]; got \(32, 28, 28\): reshape"):
+        independent.AutoAttack(eps=0.1)(mnist_model, x[:, 0], y)
+
+
+def classifier(classes: int) -> models.Classifier:
+    runtime.set_seed(0)
+    return models.build("mnist_cnn", channels=(4, 8), hidden=32, num_classes=classes).eval()
+
+
+def own_labels(model, x):
+    """The model's own predictions: every point starts robust, so a cascade attacks them all."""
+    with torch.no_grad():
+        return model(x).argmax(1)
+
+
+def test_a_model_with_too_few_classes_for_the_targeted_attacks_is_refused_with_the_fix(digits):
+    x = digits[0][:16]
+    three = classifier(3)
+    y = own_labels(three, x)
+    leave_out = r"this model has 3: leave them out, e.g\. attacks=\('apgd-ce', 'square'\)"
+    with pytest.raises(ValueError, match=r"APGD-T need\(s\) at least 4 classes .*" + leave_out):
+        independent.AutoAttack(eps=0.1, attacks=GRADIENT, n_iter=2)(three, x, y)
+    with pytest.raises(ValueError, match=r"APGD-T, FAB-T need\(s\) at least 4 classes"):
+        independent.AutoAttack(eps=0.1, n_iter=2)(three, x, y)
+    with pytest.raises(ValueError, match=leave_out):  # the book's suite, through compare
+        evaluate.compare(three, x, y, independent.suite(0.1, "linf", 2, {"attacks": list(GRADIENT), "n_iter": 2}))
+    x_adv = independent.AutoAttack(eps=0.1, attacks=("apgd-ce", "square"), n_iter=2, n_queries=5)(three, x, y)
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6  # the fix works
+
+    five = classifier(5)
+    y = own_labels(five, x)
+    with pytest.raises(
+        ValueError, match=r"n_target_classes \+ 1 \(here 10\); this model has 5: use n_target_classes=4"
+    ):
+        independent.AutoAttack(eps=0.1, attacks=GRADIENT, n_iter=2)(five, x, y)
+    with no_flags():  # the fix works, and AutoAttack's own class check agrees
+        x_adv = independent.AutoAttack(eps=0.1, attacks=GRADIENT, n_iter=2, n_target_classes=4)(five, x, y)
     assert (x_adv - x).abs().max() <= 0.1 + 1e-6
 
 
-def test_apgd_leaves_the_global_random_state_as_it_found_it(mnist_model, mnist_eval):
-    x, y = mnist_eval[0][:16], mnist_eval[1][:16]
-    torch.manual_seed(123)
-    independent.APGD(eps=0.1, steps=3)(mnist_model, x, y)
-    after = torch.rand(8)
-    torch.manual_seed(123)
-    assert torch.equal(after, torch.rand(8))
+# --- seeding and the model's mode ----------------------------------------------------------------
 
 
-def test_apgd_is_deterministic_whatever_the_global_random_state(mnist_model, mnist_eval):
-    x, y = mnist_eval[0][:32], mnist_eval[1][:32]
-    attack = independent.APGD(eps=0.1, steps=5, restarts=2)
+def test_autoattack_depends_only_on_its_seed(mnist_model, digits):
+    x, y = digits
+    attack = independent.AutoAttack(eps=0.1, attacks=GRADIENT, **FAST)
     runs = []
     for seed in (1, 2):
         torch.manual_seed(seed)
         runs.append(attack(mnist_model, x, y))
     assert torch.equal(runs[0], runs[1])
-    other = independent.APGD(eps=0.1, steps=5, restarts=2, seed=1)(mnist_model, x, y)
+    other = independent.AutoAttack(eps=0.1, attacks=GRADIENT, **FAST, seed=1)(mnist_model, x, y)
     assert not torch.equal(runs[0], other)  # its own seed does reach its random starts
+
+
+def test_autoattack_leaves_the_callers_random_state_as_it_found_it(mnist_model, digits):
+    x, y = digits
+    torch.manual_seed(123)
+    independent.AutoAttack(eps=0.1, attacks=GRADIENT, n_iter=2, n_target_classes=2)(mnist_model, x, y)
+    after = torch.rand(8)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(8))
+
+
+def test_autoattack_runs_the_model_in_eval_mode_and_restores_its_mode(make_tiny_model, digits):
+    model = make_tiny_model(3).train()
+    modes = []
+    model.register_forward_hook(lambda module, inputs, output: modes.append(module.training))
+    x, y = digits
+    first = independent.AutoAttack(eps=0.2, attacks=GRADIENT, n_iter=2, n_target_classes=2)(model, x, y)
+    assert modes and not any(modes) and model.training
+    second = independent.AutoAttack(eps=0.2, attacks=GRADIENT, n_iter=2, n_target_classes=2)(model, x, y)
+    assert torch.equal(first, second) and model.training
 
 
 class RandomProbe:
@@ -149,33 +181,224 @@ class RandomProbe:
         return x
 
 
-def test_pgd_random_starts_differ_across_batches_after_apgd_in_compare(mnist_model, mnist_eval):
+def test_pgd_random_starts_stay_fresh_after_autoattack_reseeds(mnist_model, mnist_eval):
+    # AutoAttack calls torch.manual_seed(seed) in every attack: without keep_random_state, every
+    # batch after it would draw the same "random" starts.
     x, y = mnist_eval[0][:64], mnist_eval[1][:64]
     probe = RandomProbe()
-    evaluate.compare(mnist_model, x, y, {"apgd": independent.APGD(eps=0.1, steps=2), "probe": probe}, batch_size=16)
+    aa = independent.AutoAttack(eps=0.1, attacks=("apgd-ce",), n_iter=2)
+    evaluate.compare(mnist_model, x, y, {"aa": aa, "probe": probe}, batch_size=16)
     assert len(probe.draws) == 4
     assert len({tuple(d.tolist()) for d in probe.draws}) == 4, "each batch's random starts must be fresh"
-    # and the starts PGD itself draws after APGD are fresh too
     runtime.set_seed(0)
     starts = []
     for _ in range(2):
-        independent.APGD(eps=0.1, steps=2)(mnist_model, x[:8], y[:8])
+        aa(mnist_model, x[:8], y[:8])
         starts.append(attacks.pgd(mnist_model, x[:8], y[:8], eps=0.1, steps=1, step_size=0.0))
     assert not torch.equal(starts[0], starts[1])
 
 
-def test_training_random_starts_differ_across_epochs_with_an_apgd_eval_attack(mnist_eval):
-    from robustutils import models, train
+def test_training_random_starts_stay_fresh_with_an_autoattack_monitor(mnist_eval):
+    from robustutils import train
 
     x, y = mnist_eval[0][:32], mnist_eval[1][:32]
     probe = RandomProbe()
     model = models.build("mnist_cnn", channels=(4, 8), hidden=32)
-    train.fit(
-        model,
-        (x, y),
-        epochs=3,
-        batch_size=32,
-        attack=probe,
-        callbacks=[train.Monitor(x[:8], y[:8], attack=independent.APGD(eps=0.1, steps=2))],
-    )
+    monitor = train.Monitor(x[:8], y[:8], attack=independent.AutoAttack(eps=0.1, attacks=("apgd-ce",), n_iter=2))
+    train.fit(model, (x, y), epochs=3, batch_size=32, attack=probe, callbacks=[monitor])
     assert len(probe.draws) == 3 and len({tuple(d.tolist()) for d in probe.draws}) == 3
+
+
+# --- what it says it ran ------------------------------------------------------------------------
+
+
+def test_autoattack_is_an_attack_whose_settings_are_plain_and_complete():
+    aa = independent.AutoAttack(eps=0.1, attacks=("apgd-t", "apgd-ce"), n_iter=10, n_target_classes=3)
+    assert isinstance(aa, attacks.Attack) and not isinstance(aa, attacks.ScalableAttack)
+    assert aa.attacks == GRADIENT, "the attacks run in AutoAttack's order"
+    settings = aa.settings()
+    assert json.loads(json.dumps(settings)) == settings
+    assert settings == {
+        "attack": "AutoAttack APGD-CE, APGD-T (10 iterations, 3 target classes)",
+        "eps": 0.1,
+        "norm": "linf",
+        "attacks": ["apgd-ce", "apgd-t"],
+        "n_iter": 10,
+        "n_target_classes": 3,
+        "n_queries": independent.STANDARD_SETTINGS["n_queries"],
+        "seed": 0,
+        "pyautoattack": version("pyautoattack"),
+    }
+    assert independent.package_version() == version("pyautoattack")
+    standard = independent.AutoAttack(eps=8 / 255, norm="l2").settings()
+    assert {k: standard[k] for k in independent.STANDARD_SETTINGS} == {
+        "n_iter": 100,
+        "n_target_classes": 9,
+        "n_queries": 5000,
+    }
+    assert standard["attacks"] == list(independent.STANDARD) and standard["norm"] == "l2"
+
+
+def test_the_name_says_standard_or_lists_what_differs():
+    assert independent.AutoAttack(eps=8 / 255).name == "AutoAttack (standard)"
+    assert independent.AutoAttack(eps=8 / 255, n_iter=100, n_target_classes=9, n_queries=5000).name == (
+        "AutoAttack (standard)"
+    ), "the standard values given explicitly are still the standard version"
+    assert independent.AutoAttack(eps=0.3, attacks=GRADIENT).name == "AutoAttack APGD-CE, APGD-T"
+    assert independent.AutoAttack(eps=0.3, attacks=("square",), n_queries=100).name == (
+        "AutoAttack Square (100 queries)"
+    )
+    assert independent.AutoAttack(eps=0.3, n_iter=10, n_target_classes=3, n_queries=100).name == (
+        "AutoAttack APGD-CE, APGD-T, FAB-T, Square (10 iterations, 3 target classes, 100 queries)"
+    )
+
+
+def test_autoattack_keeps_its_own_losses():
+    with pytest.raises(
+        NotImplementedError,
+        match=r"keeps its attacks' own losses.*attacks\.PGD\(eps=0\.1, norm='linf', \.\.\.\)\.with_loss\(loss_fn\)",
+    ):
+        independent.AutoAttack(eps=0.1).with_loss(attacks.cross_entropy)
+
+
+# --- AutoAttack's sanity checks surface as flags --------------------------------------------------
+
+
+class Noisy(torch.nn.Module):
+    """A randomised defence: noise on the input in every forward pass, in eval mode too."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net((x + 0.05 * torch.randn_like(x)).clamp(0, 1))
+
+
+@pytest.mark.parametrize(
+    "wrap, message",
+    [
+        (
+            lambda net: torch.nn.Sequential(net, torch.nn.Softmax(dim=-1)),
+            "it seems that the output is a probability distribution",
+        ),
+        (Noisy, "it seems to be a randomized defense"),
+    ],
+    ids=["probabilities", "randomised"],
+)
+def test_autoattacks_sanity_checks_are_raised_as_flags(tiny_model, digits, wrap, message):
+    x, y = digits
+    aa = independent.AutoAttack(eps=0.1, attacks=("apgd-ce",), n_iter=2)
+    with pytest.warns(independent.AutoAttackFlag, match=rf"^AutoAttack APGD-CE \(2 iterations\): {message}"):
+        aa(wrap(tiny_model).eval(), x, y)
+    with no_flags():  # the model itself passes the checks
+        aa(tiny_model, x, y)
+
+
+def test_a_flag_shows_once_per_call_on_every_call(tiny_model, digits):
+    x, y = digits
+    on_probabilities = torch.nn.Sequential(tiny_model, torch.nn.Softmax(dim=-1)).eval()
+    aa = independent.AutoAttack(eps=0.1, attacks=GRADIENT, n_iter=2, n_target_classes=2)
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always", independent.AutoAttackFlag)
+        aa(on_probabilities, x, y)
+        aa(on_probabilities, x, y)
+    flags = [str(w.message) for w in raised if issubclass(w.category, independent.AutoAttackFlag)]
+    assert len(flags) == 2 and all("probability distribution" in f for f in flags)
+
+
+# --- the book's suite ---------------------------------------------------------------------------
+
+
+def test_suite_runs_our_pgd_then_each_autoattack_attack_in_autoattacks_order():
+    suite = independent.suite(0.3, "linf", pgd_steps=40, autoattack={"attacks": ["square", "apgd-t", "apgd-ce"]})
+    assert list(suite) == ["pgd-40", "aa-apgd-ce", "aa-apgd-t", "aa-square"]
+    assert isinstance(suite["pgd-40"], attacks.PGD) and suite["pgd-40"].steps == 40
+    assert [a.attacks for k, a in suite.items() if k != "pgd-40"] == [("apgd-ce",), ("apgd-t",), ("square",)]
+    assert all(a.eps == 0.3 and a.norm == "linf" for a in suite.values())
+    assert independent.stage_key("apgd-t") == "aa-apgd-t"
+    assert independent.order(["square", "apgd-ce"]) == ("apgd-ce", "square")
+
+
+def test_suite_passes_the_autoattack_settings_to_every_stage():
+    suite = independent.suite(1.0, "l2", 10, {"attacks": list(GRADIENT), **FAST})
+    for key in ("aa-apgd-ce", "aa-apgd-t"):
+        settings = suite[key].settings()
+        assert (settings["n_iter"], settings["n_target_classes"], settings["norm"]) == (5, 3, "l2")
+    assert independent.describe({"attacks": list(GRADIENT), **FAST}) == (
+        "AutoAttack APGD-CE, APGD-T (5 iterations, 3 target classes)"
+    )
+
+
+def test_suite_steps_follow_the_one_step_size_rule():
+    autoattack = {"attacks": ["apgd-ce"]}
+    assert independent.suite(0.3, "linf", 40, autoattack)["pgd-40"].settings()["step_size"] == attacks.step_size(
+        0.3, 40
+    )
+    factored = independent.suite(0.3, "linf", 40, autoattack, pgd_step_factor=0.25)["pgd-40"]
+    assert factored.step_size == attacks.step_size(0.3, 40, 0.25) == 0.25 * 0.3
+
+
+def test_suite_names_restarted_pgd_by_its_restarts():
+    suite = independent.suite(0.3, "linf", pgd_steps=100, autoattack={"attacks": ["apgd-ce"]}, pgd_restarts=20)
+    assert list(suite)[0] == independent.pgd_key(100, 20) == "pgd-100x20" and suite["pgd-100x20"].restarts == 20
+
+
+@pytest.mark.parametrize(
+    "autoattack, message",
+    [
+        (
+            {"attacks": ["apgd-ce"], "n_iters": 5},
+            r"unknown AutoAttack settings \['n_iters'\]: use \['attacks', 'n_iter'",
+        ),
+        ({"n_iter": 5}, r"autoattack is a dict with at least 'attacks', e\.g\."),
+        (["apgd-ce"], r"autoattack is a dict with at least 'attacks'"),
+        ({"attacks": ["apgd-dlr"]}, r"distinct names among the standard version's"),
+        ({"attacks": ["apgd-ce"], "n_iter": 0}, r"n_iter must be an integer >= 1"),
+    ],
+)
+def test_suite_refuses_unknown_or_bad_autoattack_settings(autoattack, message):
+    with pytest.raises(ValueError, match=message):
+        independent.suite(0.3, "linf", 10, autoattack)
+
+
+def test_the_suites_cascade_is_autoattacks_own_run_after_our_pgd(mnist_model, mnist_eval):
+    # Stage by stage, each AutoAttack attack sees the points every earlier one left robust, as in
+    # AutoAttack's own run: without PGD first, the last stage is AutoAttack's own robust accuracy.
+    x, y = mnist_eval[0][:64], mnist_eval[1][:64]
+    suite = independent.suite(0.15, "linf", 5, {"attacks": list(GRADIENT), **FAST})
+    stages = {k: a for k, a in suite.items() if k.startswith("aa-")}
+    alone = evaluate.cascade(mnist_model, x, y, stages)
+    x_adv = independent.AutoAttack(eps=0.15, attacks=GRADIENT, **FAST)(mnist_model, x, y)
+    assert alone["robust_acc"]["aa-apgd-t"] == evaluate.evaluate(mnist_model, x_adv, y)["clean_acc"]
+    result = evaluate.cascade(mnist_model, x, y, suite)
+    values = list(result["robust_acc"].values())
+    assert list(result["robust_acc"]) == ["pgd-5", "aa-apgd-ce", "aa-apgd-t"]
+    assert result["clean_acc"] >= values[0] >= values[1] >= values[2]
+    assert values[2] < result["clean_acc"], "PGD and AutoAttack at eps 0.15 must break some digits"
+    assert result["attacks"]["aa-apgd-t"]["attack"] == "AutoAttack APGD-T (5 iterations, 3 target classes)"
+
+
+def test_compare_takes_the_per_example_worst_case_of_the_suite(mnist_model, mnist_eval):
+    x, y = mnist_eval[0][:64], mnist_eval[1][:64]
+    autoattack = {"attacks": ["apgd-ce"], "n_iter": 5}
+    suite = {"identity": lambda model, xb, yb: xb, **independent.suite(0.1, "linf", 10, autoattack)}
+    result = evaluate.compare(mnist_model, x, y, suite, batch_size=32)
+    assert result["robust_acc"]["identity"] == result["clean_acc"]
+    assert result["worst_acc"] <= min(result["robust_acc"].values())
+    assert evaluate.overestimate_pp(result, "pgd-10") >= 0
+
+
+def test_compare_needs_an_attack(mnist_model, mnist_eval):
+    with pytest.raises(ValueError, match="at least one attack"):
+        evaluate.compare(mnist_model, *mnist_eval, {})
+
+
+def test_square_flags_run_autoattacks_own_square_check_on_the_cascade():
+    # One AutoAttack call per stage cannot run AutoAttack's Square check, so the evaluation runs it on
+    # the whole cascade: Square finding 38 more points than the gradient attacks is a flag.
+    cascade = {"pgd-3": 0.9, "aa-apgd-ce": 0.9, "aa-apgd-t": 0.88, "aa-square": 0.5}
+    (flag,) = independent.square_flags(cascade)
+    assert "Square Attack has decreased the robust accuracy of 38.00%" in flag
+    assert independent.square_flags({**cascade, "aa-square": 0.879}) == []  # within AutoAttack's 0.2 points
+    assert independent.square_flags({"pgd-3": 0.9, "aa-apgd-ce": 0.5}) == []  # no Square stage

@@ -28,7 +28,7 @@ def entry_points(model, attack):
         ),
         "pgd": lambda x, y: attacks.pgd(model, x, y, eps=0.1, steps=1),
         "fgsm": lambda x, y: attacks.fgsm(model, x, y, eps=0.1),
-        "APGD": lambda x, y: independent.APGD(eps=0.1, steps=2)(model, x, y),
+        "AutoAttack": lambda x, y: independent.AutoAttack(eps=0.1, attacks=("apgd-ce",), n_iter=2)(model, x, y),
         "train_step": lambda x, y: train.train_step(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), x, y),
         "fit": lambda x, y: train.fit(models.build("mlp", hidden=(8,)), (x, y), epochs=1),
         "fit Monitor": lambda x, y: train.fit(
@@ -90,10 +90,10 @@ def test_clean_accuracy_of_the_real_inputs_is_the_right_value(mnist_model, mnist
     [
         lambda: attacks.PGD(eps=8),
         lambda: attacks.PGD(eps=8, norm="linf", steps=10, restarts=2),
-        lambda: independent.APGD(eps=8),
-        lambda: independent.suite(8, "linf", 10, 10),
+        lambda: independent.AutoAttack(eps=8),
+        lambda: independent.suite(8, "linf", 10, {"attacks": ["apgd-ce"]}),
     ],
-    ids=["PGD", "PGD-restarts", "APGD", "suite"],
+    ids=["PGD", "PGD-restarts", "AutoAttack", "suite"],
 )
 def test_linf_eps_in_0_255_units_is_refused_with_eps_over_255(make):
     with pytest.raises(ValueError, match=r"l_inf eps=8 is above 1: .*did you mean eps=8/255 = 0\.0314\?"):
@@ -120,7 +120,7 @@ def test_l2_eps_up_to_the_diameter_is_accepted(mnist_model, digits):
     x_adv = attacks.pgd(mnist_model, x, y, eps=28.0, norm="l2", steps=1, step_size=28.0)
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     with pytest.raises(ValueError, match=r"l_2 eps=100 exceeds 28"):
-        independent.APGD(eps=100, norm="l2")(mnist_model, x, y)
+        independent.AutoAttack(eps=100, norm="l2")(mnist_model, x, y)
 
 
 def test_fit_checks_its_data_before_training(digits):
@@ -180,8 +180,8 @@ def test_labels_beyond_the_models_classes_are_refused(mnist_model, digits, call)
 def test_images_the_model_cannot_read_are_refused_with_the_layout_fix(mnist_model, digits, call, layout, shape, hint):
     x, y = digits
     expected = rf"the model cannot read inputs shaped {shape}.*{hint}"
-    if call == "APGD" and layout(x).dim() == 3:  # refused earlier, with its own fix
-        expected = r"APGD \(torchattacks\) takes images shaped \[N, C, H, W\]; got \(32, 28, 28\): reshape"
+    if call == "AutoAttack" and layout(x).dim() == 3:  # refused earlier, with its own fix
+        expected = r"AutoAttack takes images shaped \[N, C, H, W\]; got \(32, 28, 28\): reshape"
     with pytest.raises(ValueError, match=expected):
         entry_points(mnist_model, attacks.PGD(eps=0.1, steps=1))[call](layout(x), y)
 

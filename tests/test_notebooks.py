@@ -21,7 +21,7 @@ INSTALL_CELL = """# On Colab (or wherever robustutils is missing) install the bo
 import importlib.util
 
 if importlib.util.find_spec("robustutils") is None:
-    %pip install --quiet "robustutils @ git+{url}@{branch}"
+    %pip install --quiet "robustutils[published] @ git+{url}@{branch}"
     %pip install --quiet --no-deps "torchattacks>=3.5.1,<4"  # its pinned requests is never imported"""
 
 
@@ -82,7 +82,7 @@ def test_install_cell_is_valid_ipython_that_installs_from_the_configured_reposit
     python = TransformerManager().transform_cell(_install_cell())
     compile(python, "install cell", "exec")
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    assert f"run_line_magic('pip', 'install --quiet \"robustutils @ git+{url}@" in python
+    assert f"run_line_magic('pip', 'install --quiet \"robustutils[published] @ git+{url}@" in python
 
 
 def test_install_cell_does_nothing_where_robustutils_is_installed():

@@ -107,12 +107,15 @@ def test_the_fingerprint_ignores_comments_and_docstrings_and_sees_code():
     assert zoo.code_fingerprint() == first, "the fingerprint must be stable"
 
 
+SUITE = {"attacks": ["apgd-ce", "apgd-t"], "n_iter": 2, "n_target_classes": 2}
+
+
 def test_evaluations_are_keyed_by_the_code_that_trained_the_model(data_dir, tmp_path, monkeypatch):
-    suite = independent.suite(0.1, "linf", pgd_steps=2, apgd_steps=2)
+    suite = independent.suite(0.1, "linf", pgd_steps=2, autoattack=SUITE)
     first = zoo.robustness(TINY, attacks_by_name=suite, n_test=20, device="cpu", root=tmp_path)
     calls = []
-    compare = evaluate.compare
-    monkeypatch.setattr(evaluate, "compare", lambda *a, **k: calls.append(1) or compare(*a, **k))
+    cascade = evaluate.cascade
+    monkeypatch.setattr(evaluate, "cascade", lambda *a, **k: calls.append(1) or cascade(*a, **k))
     assert zoo.robustness(TINY, attacks_by_name=suite, n_test=20, device="cpu", root=tmp_path) == first and not calls
     (next(tmp_path.glob("mnist-*.pt"))).unlink()
     monkeypatch.setattr(zoo, "code_fingerprint", lambda: "0123456789ab")  # retrained by new code
@@ -130,7 +133,11 @@ def test_robustness_asks_for_one_threat_model():
 
 def test_eval_attacks_follow_the_profile():
     attacks = zoo.eval_attacks("ci", "linf", 0.3)
-    assert set(attacks) == {"pgd-40", "apgd-ce", "apgd-dlr"}
+    assert list(attacks) == ["pgd-40", "aa-apgd-ce", "aa-apgd-t"], "our PGD first, then AutoAttack in its order"
+    assert [a.settings()["attack"] for a in list(attacks.values())[1:]] == ["AutoAttack APGD-CE", "AutoAttack APGD-T"]
+    standard = zoo.eval_attacks("colab", "l2", 0.5)
+    assert list(standard) == ["pgd-50x2"] + [independent.stage_key(a) for a in independent.STANDARD]
+    assert all(standard[independent.stage_key(a)].settings()["n_iter"] == 100 for a in independent.STANDARD)
     assert attacks["pgd-40"].settings()["eps"] == 0.3 and isinstance(
         attacks["pgd-40"](
             torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)), torch.rand(2, 4), torch.tensor([0, 1])
@@ -149,7 +156,7 @@ def test_getting_a_model_leaves_the_callers_random_state_as_it_was(data_dir, tmp
 
 
 def test_an_evaluation_does_not_depend_on_what_ran_before(data_dir, tmp_path):
-    suite = independent.suite(0.1, "linf", pgd_steps=2, apgd_steps=2)
+    suite = independent.suite(0.1, "linf", pgd_steps=2, autoattack=SUITE)
     results = []
     for seed, root in ((1, tmp_path / "a"), (2, tmp_path / "b")):
         torch.manual_seed(seed)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from robustutils import report
+from robustutils import independent, report
 
 KERNEL = "robustbook"  # the virtualenv's kernel that the Makefile registers
 
@@ -40,18 +40,84 @@ def test_is_non_increasing_allows_the_stated_noise():
     assert report.is_non_increasing([], 0.0) and report.is_non_increasing([0.5], 0.0)
 
 
-def test_robustness_row_flattens_a_comparison_and_measures_the_gap():
-    result = {"n": 10, "clean_acc": 0.9, "robust_acc": {"pgd": 0.6, "apgd": 0.5}, "worst_acc": 0.45, "attacks": {}}
-    row = report.robustness_row("m", "linf 0.3", result, "pgd")
+def cascade_result(flags=()):
+    """A zoo.robustness() result of the smoke profile's suite: PGD-10, then APGD-CE and APGD-T."""
+    return {
+        "n": 10,
+        "clean_acc": 0.9,
+        "robust_acc": {"pgd-10": 0.6, "aa-apgd-ce": 0.5, "aa-apgd-t": 0.45},
+        "worst_acc": 0.45,
+        "attacks": {},
+        "flags": list(flags),
+    }
+
+
+def test_robustness_row_flattens_a_result_and_measures_the_gap():
+    row = report.robustness_row("m", "linf 0.3", cascade_result(["a flag"]), "pgd-10")
     assert row == {
         "model": "m",
         "threat": "linf 0.3",
         "clean": 0.9,
-        "pgd": 0.6,
-        "apgd": 0.5,
+        "pgd-10": 0.6,
+        "aa-apgd-ce": 0.5,
+        "aa-apgd-t": 0.45,
         "worst": 0.45,
         "gap": pytest.approx(15.0),
+        "flags": ["a flag"],
     }
+    compared = {"n": 10, "clean_acc": 0.9, "robust_acc": {"pgd": 0.6, "apgd": 0.5}, "worst_acc": 0.45, "attacks": {}}
+    assert report.robustness_row("m", "linf 0.3", compared, "pgd")["flags"] == [], "compare() results have none"
+
+
+SMOKE_SUITE = {
+    "pgd_steps": 10,
+    "pgd_restarts": 1,
+    "autoattack": {"attacks": ["apgd-t", "apgd-ce"], "n_iter": 10, "n_target_classes": 3},
+}
+
+
+def test_robustness_columns_name_each_autoattack_stage_in_the_order_it_ran():
+    columns, formats = report.robustness_columns(SMOKE_SUITE)
+    assert list(columns.values()) == [
+        "model",
+        "attack",
+        "clean",
+        "PGD-10",
+        "+ APGD-CE",
+        "+ APGD-T = worst case",
+        "PGD − worst (pp)",
+    ]
+    assert formats == {"clean": ".1%", "pgd-10": ".1%", "aa-apgd-ce": ".1%", "aa-apgd-t": ".1%", "gap": ".1f"}
+    standard = {"pgd_steps": 100, "pgd_restarts": 20, "autoattack": {"attacks": list(independent.STANDARD)}}
+    assert list(report.robustness_columns(standard)[0].values())[3:-1] == [
+        "PGD-100X20",
+        "+ APGD-CE",
+        "+ APGD-T",
+        "+ FAB-T",
+        "+ Square = worst case",
+    ]
+
+
+def test_the_autoattack_note_says_what_ran_and_with_which_code():
+    note = report.autoattack_note(SMOKE_SUITE, points="digits")
+    assert f"pyautoattack {independent.package_version()}" in note
+    assert "APGD-CE, APGD-T (10 iterations, 3 target classes)" in note and "PGD-10" in note and "digits" in note
+    assert "(standard)" in report.autoattack_note(
+        {**SMOKE_SUITE, "autoattack": {"attacks": list(independent.STANDARD)}}
+    )
+
+
+def test_the_robustness_report_shows_the_table_the_note_and_every_flag():
+    clean = report.robustness_report({"m": ("ℓ∞ 0.3", cascade_result())}, SMOKE_SUITE)
+    table, note, flags = clean.split("\n\n")
+    assert table.splitlines()[2] == "| m | ℓ∞ 0.3 | 90.0% | 60.0% | 50.0% | 45.0% | 15.0 |"
+    assert note == report.autoattack_note(SMOKE_SUITE)
+    assert flags == "AutoAttack's sanity checks flagged none of these models."
+    flagged = report.robustness_report({"m": ("ℓ∞ 0.3", cascade_result(["it seems", "and more"]))}, SMOKE_SUITE)
+    assert flagged.splitlines()[-2:] == [
+        "AutoAttack flagged m at ℓ∞ 0.3: it seems",
+        "AutoAttack flagged m at ℓ∞ 0.3: and more",
+    ]
 
 
 def test_claim_returns_held_and_asserts_only_when_checked(capsys):

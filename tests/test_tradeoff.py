@@ -14,14 +14,16 @@ PGD = tradeoff.pgd_key("ci")
 
 
 def result(clean: float, worst: float, pgd: float | None = None) -> dict:
-    """A compare() result with the ci profile's attacks (PGD at ``pgd``, default the worst case)."""
+    """A zoo.robustness() result with the ci profile's attacks run as a cascade: PGD at ``pgd``
+    (default the worst case), APGD-CE halfway down to the worst case, APGD-T at it."""
     pgd = worst if pgd is None else pgd
     return {
         "n": 400,
         "clean_acc": clean,
-        "robust_acc": {PGD: pgd, "apgd-ce": worst, "apgd-dlr": worst},
+        "robust_acc": {PGD: pgd, "aa-apgd-ce": (pgd + worst) / 2, "aa-apgd-t": worst},
         "worst_acc": worst,
         "attacks": {},
+        "flags": [],
     }
 
 
@@ -80,8 +82,9 @@ def test_rows_list_every_model_then_the_standard_model_at_each_largest_eps():
     ]
     assert rows[1]["gap"] == pytest.approx(3.0) and rows[1][PGD] == 0.24
     assert tradeoff.flagged(rows) == ["cifar10/linf-8/255 at ℓ∞ ε 8/255 (3.0 pp)"]
-    table = tradeoff.robustness_table(rows, "ci")
-    assert "| PGD-40 |" in table and "| 38.0% | 24.0% | 21.0% | 21.0% | 21.0% | 3.0 |" in table
+    table = tradeoff.robustness_table(rows, "ci").splitlines()
+    assert table[0] == "| model | attack | clean | PGD-40 | + APGD-CE | + APGD-T = worst case | PGD − worst (pp) |"
+    assert table[3] == "| cifar10/linf-8/255 | ℓ∞ ε 8/255 | 38.0% | 24.0% | 22.5% | 21.0% | 3.0 |"
     verdicts = tradeoff.verdict_table(by_panel, {"cifar10": 0.03})
     assert "| CIFAR-10 ℓ∞ | 57.0 → 38.0 | yes | 8/255 | 19.0% | +19.0% |" in verdicts
 
@@ -151,3 +154,22 @@ def test_scale_and_training_summary_read_the_registry(data_dir):
     assert tradeoff.training_summary("mnist/standard", "ci").endswith("; standard training")
     table = tradeoff.paper_table({}, "ci")
     assert table.count("| – |") == 3, "a threat model without results shows a dash"
+    assert "| paper: clean / robust | AutoAttack on the released model |" in table.splitlines()[0]
+
+
+def test_the_paper_numbers_give_autoattacks_figure_on_each_released_model():
+    assert all(len(entry) == 6 for entry in tradeoff.PAPER_NUMBERS)
+    madry = next(e for e in tradeoff.PAPER_NUMBERS if e[:3] == ("mnist", "linf", 0.3))
+    assert madry[4] == "98.8% / 89.3% (PGD-100, 20 restarts)" and madry[5].startswith("98.53% / 88.50%")
+    by_panel = {
+        ("mnist", "linf"): tradeoff.Panel(
+            "mnist",
+            "linf",
+            (0.0, 0.3),
+            ("a", "b"),
+            (result(0.99, 0.0), result(0.97, 0.71, pgd=0.72)),
+            result(0.99, 0.0),
+        )
+    }
+    row = next(line for line in tradeoff.paper_table(by_panel, "ci").splitlines() if "Madry" in line)
+    assert "| 98.8% / 89.3% (PGD-100, 20 restarts) | 98.53% / 88.50% (Croce & Hein 2020) | 97.0% / 71.0% |" in row

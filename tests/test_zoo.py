@@ -1,6 +1,8 @@
 """The model cache: recipes, keys, train-once-then-load, cached evaluations."""
 
+import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -80,17 +82,26 @@ def test_the_same_recipe_trains_the_same_weights(data_dir, tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+SUITE = {"attacks": ["apgd-ce", "apgd-t"], "n_iter": 2, "n_target_classes": 2}
+
+
+def no_evaluation(*args, **kwargs):
+    raise AssertionError("a cached evaluation must not run again")
+
+
 def test_robustness_is_cached_per_model_attacks_and_size(data_dir, tmp_path, monkeypatch):
     model, _ = zoo.get(TINY, device="cpu", progress=False, root=tmp_path)
-    suite = independent.suite(0.1, "linf", pgd_steps=3, apgd_steps=3)
+    suite = independent.suite(0.1, "linf", pgd_steps=3, autoattack=SUITE)
     first = zoo.robustness(TINY, attacks_by_name=suite, n_test=40, device="cpu", root=tmp_path)
     files = list((tmp_path / "evaluations").glob("*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text()) == first
+    # a cascade: our PGD alone, then each AutoAttack attack on what it left; the last is the worst case
+    assert list(first["robust_acc"]) == ["pgd-3", "aa-apgd-ce", "aa-apgd-t"] and first["flags"] == []
+    values = list(first["robust_acc"].values())
+    assert first["clean_acc"] >= values[0] >= values[1] >= values[2] == first["worst_acc"]
+    assert first["attacks"]["aa-apgd-t"]["pyautoattack"] == independent.package_version()
 
-    def no_evaluation(*args, **kwargs):
-        raise AssertionError("a cached evaluation must not run again")
-
-    monkeypatch.setattr(evaluate, "compare", no_evaluation)
+    monkeypatch.setattr(evaluate, "cascade", no_evaluation)
     assert zoo.robustness(TINY, attacks_by_name=suite, n_test=40, device="cpu", root=tmp_path) == first
     with pytest.raises(AssertionError, match="must not run again"):
         zoo.robustness(TINY, attacks_by_name=suite, n_test=41, device="cpu", root=tmp_path)
@@ -317,10 +328,44 @@ def test_the_smoke_and_ci_profiles_ask_no_more_cifar_images_than_the_offline_sub
 
 def test_a_cached_evaluation_of_more_test_images_than_exist_is_not_served(data_dir, tmp_path, monkeypatch):
     model, _ = zoo.get(TINY, device="cpu", progress=False, root=tmp_path)
-    suite = independent.suite(0.1, "linf", pgd_steps=2, apgd_steps=2)
+    suite = independent.suite(0.1, "linf", pgd_steps=2, autoattack=SUITE)
     with monkeypatch.context() as patch:  # an evaluation cached by the code that shrank the request silently
         patch.setattr(data, "check_request", lambda *args, **kwargs: None)
-        patch.setattr(evaluate, "compare", lambda model, x, y, attacks: {"n": len(y)})
-        assert zoo.robustness(TINY, attacks_by_name=suite, n_test=10_001, device="cpu", root=tmp_path) == {"n": 10_000}
+        patch.setattr(evaluate, "cascade", lambda *a, **_: {"n": len(a[2]), "robust_acc": {"pgd-2": 0.0}})
+        cached = zoo.robustness(TINY, attacks_by_name=suite, n_test=10_001, device="cpu", root=tmp_path)
+        assert cached["n"] == 10_000
     with pytest.raises(ValueError, match=r"asked for 10,001 MNIST test images but .* has 10,000"):
         zoo.robustness(TINY, attacks_by_name=suite, n_test=10_001, device="cpu", root=tmp_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class OnProbabilities:
+    """AutoAttack run on the model's softmax probabilities instead of its logits: the mistake
+    AutoAttack's ``check_range_output`` flags."""
+
+    autoattack: independent.AutoAttack
+
+    def __call__(self, model, x, y):
+        return self.autoattack(torch.nn.Sequential(model, torch.nn.Softmax(dim=-1)), x, y)
+
+    def settings(self) -> dict:
+        return {**self.autoattack.settings(), "on": "probabilities"}
+
+    def with_loss(self, loss_fn):
+        return self.autoattack.with_loss(loss_fn)
+
+
+def test_autoattacks_flags_are_recorded_with_the_evaluation_and_shown_again_from_the_cache(
+    data_dir, tmp_path, monkeypatch
+):
+    aa = OnProbabilities(independent.AutoAttack(eps=0.1, attacks=("apgd-ce",), n_iter=2))
+    suite = {"pgd-2": independent.suite(0.1, "linf", 2, SUITE)["pgd-2"], "aa-probabilities": aa}
+    message = r"it seems that the output is a probability distribution"
+    with pytest.warns(independent.AutoAttackFlag, match=message):
+        first = zoo.robustness(TINY, attacks_by_name=suite, n_test=20, device="cpu", root=tmp_path)
+    assert len(first["flags"]) == 1 and re.search(
+        r"^AutoAttack APGD-CE \(2 iterations\): " + message, first["flags"][0]
+    )
+    monkeypatch.setattr(evaluate, "cascade", no_evaluation)
+    with pytest.warns(independent.AutoAttackFlag, match=message):
+        assert zoo.robustness(TINY, attacks_by_name=suite, n_test=20, device="cpu", root=tmp_path) == first
