@@ -106,17 +106,7 @@ def train_published(
     target = io.cache_dir(root) / f"cifar10-{rec['arch']}-standard-on-published-{label}-{digest}.pt"
 
     def fit(model):
-        started = time.perf_counter()
-        callbacks = [train.Progress()] if progress else []
-        history = train.fit(model, (x, y), **zoo.fit_settings(rec), callbacks=callbacks)
-        return {
-            "recipe": rec,
-            "history": history,
-            "train_time_s": time.perf_counter() - started,
-            "device": str(next(model.parameters()).device),
-            "torch": torch.__version__,
-            "code": zoo.code_fingerprint(),
-        }
+        return zoo.fit_recorded(model, rec, (x, y), [train.Progress()] if progress else [])
 
     device = pick_device(device)
     with keep_random_state(device):

@@ -265,14 +265,12 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
+def fit_recorded(model: torch.nn.Module, rec: dict, train_data, callbacks: list) -> dict:
+    """Train ``model`` by recipe dict ``rec`` on ``train_data`` (:func:`robustutils.train.fit`'s
+    ``data``) and return the metadata a cached model keeps: recipe, history, ``train_time_s``
+    (seconds), device, torch version and :func:`code_fingerprint`."""
     start = time.perf_counter()
-    history = train.fit(
-        model,
-        dataset(rec, device=next(model.parameters()).device, root=root),
-        **fit_settings(rec),
-        callbacks=fit_callbacks(rec, progress),
-    )
+    history = train.fit(model, train_data, **fit_settings(rec), callbacks=callbacks)
     return {
         "recipe": rec,
         "history": history,
@@ -281,6 +279,11 @@ def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
         "torch": torch.__version__,
         "code": code_fingerprint(),
     }
+
+
+def _fit(model: torch.nn.Module, rec: dict, progress: bool, root=None) -> dict:
+    train_data = dataset(rec, device=next(model.parameters()).device, root=root)
+    return fit_recorded(model, rec, train_data, fit_callbacks(rec, progress))
 
 
 def _show_progress(progress: bool | None) -> bool:

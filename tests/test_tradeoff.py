@@ -49,18 +49,24 @@ def test_a_panel_measures_cost_and_robustness_bought():
     assert not rising.non_increasing(0.015) and rising.non_increasing(0.02)
 
 
-def test_the_verdict_needs_every_norm_to_pay_and_gain():
+def test_the_verdict_needs_every_norm_to_pay():
     both = {("mnist", "linf"): panel(baseline=0.0), ("mnist", "l2"): panel(norm="l2", baseline=0.0)}
-    held, measured = tradeoff.tradeoff_verdict(both, "mnist", tolerance=0.015, least_cost=0.005, least_bought=0.2)
+    held, measured = tradeoff.tradeoff_verdict(both, "mnist", tolerance=0.015, least_cost=0.005)
     assert held
-    assert measured == (
-        "ℓ∞ ε 0.3: standard accuracy 99.0% → 97.0%, worst-case robust accuracy +70.0 pp; "
-        "ℓ2 ε 0.3: standard accuracy 99.0% → 97.0%, worst-case robust accuracy +70.0 pp"
-    )
+    assert measured == "ℓ∞ ε 0.3: standard accuracy 99.0% → 97.0%; ℓ2 ε 0.3: standard accuracy 99.0% → 97.0%"
     both["mnist", "l2"] = panel(norm="l2", standard=(0.99, 0.99, 0.988))  # no cost in l2
-    assert not tradeoff.tradeoff_verdict(both, "mnist", tolerance=0.015, least_cost=0.005, least_bought=0.2)[0]
+    assert not tradeoff.tradeoff_verdict(both, "mnist", tolerance=0.015, least_cost=0.005)[0]
     with pytest.raises(ValueError, match="no panel of 'cifar10'"):
-        tradeoff.tradeoff_verdict(both, "cifar10", tolerance=0.03, least_cost=0.03, least_bought=0.1)
+        tradeoff.tradeoff_verdict(both, "cifar10", tolerance=0.03, least_cost=0.03)
+
+
+def test_robustness_bought_needs_every_norm_and_shows_pgds_own_figure():
+    both = {("mnist", "linf"): panel(baseline=0.0), ("mnist", "l2"): panel(norm="l2", baseline=0.0)}
+    held, measured = tradeoff.bought_verdict(both, "mnist", least_bought=0.2)
+    assert held and measured.startswith("ℓ∞ ε 0.3: +70.0 pp (PGD-40 alone: ")
+    assert not tradeoff.bought_verdict(both, "mnist", least_bought=0.71)[0]
+    with pytest.raises(ValueError, match="no panel of 'cifar10'"):
+        tradeoff.bought_verdict(both, "cifar10", least_bought=0.1)
 
 
 def test_rows_list_every_model_then_the_standard_model_at_each_largest_eps():
