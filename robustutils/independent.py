@@ -17,6 +17,7 @@ on the points every earlier one left robust (:func:`robustutils.evaluate.cascade
 stage is the per-example worst case over all of them.
 """
 
+import contextlib
 import dataclasses
 import logging
 import warnings
@@ -75,6 +76,24 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@contextlib.contextmanager
+def _collected(logger_name: str):
+    """Gather the warnings logged to ``logger_name`` whatever the caller's logging configuration (a
+    root level above WARNING or ``logging.disable`` would drop them): AutoAttack's sanity checks are
+    shown, never silenced."""
+    logger, collected = logging.getLogger(logger_name), _Collect()
+    level, disabled = logger.level, logging.root.manager.disable
+    logger.setLevel(logging.WARNING)
+    logging.disable(logging.NOTSET)
+    logger.addHandler(collected)
+    try:
+        yield collected
+    finally:
+        logger.removeHandler(collected)
+        logger.setLevel(level)
+        logging.disable(disabled)
+
+
 def _positive_int(name: str, value) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"{name} must be an integer >= 1 or None (the standard version's value); got {value!r}")
@@ -126,6 +145,15 @@ class AutoAttack:
         object.__setattr__(self, "attacks", tuple(a for a in STANDARD if a in attacks))
         for name in STANDARD_SETTINGS:
             _positive_int(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(
+                f"seed must be an integer >= 0 (the result depends on it alone); got {self.seed!r}: e.g. seed=0"
+            )
+
+    def _used(self, name: str) -> bool:
+        """Whether setting ``name`` applies to one of the attacks run."""
+        uses = {"n_iter": ("apgd-ce", "apgd-t", "fab-t"), "n_target_classes": _TARGETED, "n_queries": ("square",)}
+        return any(a in uses[name] for a in self.attacks)
 
     def _value(self, name: str) -> int:
         given = getattr(self, name)
@@ -142,7 +170,7 @@ class AutoAttack:
                 ("n_target_classes", "target classes"),
                 ("n_queries", "queries"),
             )
-            if getattr(self, key) is not None and getattr(self, key) != STANDARD_SETTINGS[key]
+            if getattr(self, key) is not None and getattr(self, key) != STANDARD_SETTINGS[key] and self._used(key)
         ]
         standard = self.attacks == STANDARD and not changed
         what = "(standard)" if standard else ", ".join(TITLES[a] for a in self.attacks)
@@ -167,14 +195,8 @@ class AutoAttack:
             # this, one model flagged as a dynamic defence would flag every model after it.
             checks = _pyautoattack().checks
             checks.funcs.update(dict.fromkeys(checks.funcs, 0))
-            collected = _Collect()
-            logger = logging.getLogger("auto-attack")
-            logger.addHandler(collected)
-            try:
-                with keep_random_state(x.device):  # AutoAttack calls manual_seed
-                    x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(x))
-            finally:
-                logger.removeHandler(collected)
+            with _collected("auto-attack") as collected, keep_random_state(x.device):  # AutoAttack calls manual_seed
+                x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(x))
             for message in dict.fromkeys(collected.messages):
                 warnings.warn(AutoAttackFlag(f"{self.name}: {message}"), stacklevel=2)
             return x_adv.detach()
@@ -187,7 +209,12 @@ class AutoAttack:
         )
         attack.attacks_to_run = list(self.attacks)
         iters, targets = self._value("n_iter"), self._value("n_target_classes")
-        attack.apgd.n_iter = attack.apgd_targeted.n_iter = attack.fab.n_iter = iters
+        attack.fab.n_iter = iters
+        for apgd in (attack.apgd, attack.apgd_targeted):
+            # APGD's step-size checkpoints follow from n_iter in its __init__; set them as it does.
+            apgd.n_iter = apgd.n_iter_orig = iters
+            apgd.n_iter_2, apgd.n_iter_min = max(int(0.22 * iters), 1), max(int(0.06 * iters), 1)
+            apgd.size_decr = max(int(0.03 * iters), 1)
         attack.apgd_targeted.n_target_classes = attack.fab.n_target_classes = targets
         attack.square.n_queries = self._value("n_queries")
         return attack
@@ -213,13 +240,14 @@ class AutoAttack:
     def settings(self) -> dict:
         """Return the settings as plain values, to print and to key cached results by: the attack's
         :attr:`name`, ``eps`` (pixel units), ``norm``, the attacks run, the resolved ``n_iter``,
-        ``n_target_classes`` and ``n_queries``, ``seed`` and the ``pyautoattack`` version."""
+        ``n_target_classes`` and ``n_queries`` of the attacks that use them, ``seed`` and the
+        ``pyautoattack`` version."""
         return {
             "attack": self.name,
             "eps": self.eps,
             "norm": self.norm,
             "attacks": list(self.attacks),
-            **{key: self._value(key) for key in STANDARD_SETTINGS},
+            **{key: self._value(key) for key in STANDARD_SETTINGS if self._used(key)},
             "seed": self.seed,
             "pyautoattack": package_version(),
         }
@@ -245,13 +273,9 @@ def square_flags(robust_acc: dict) -> list[str]:
     if square not in robust_acc:
         return []
     before = {k: v for k, v in robust_acc.items() if k != square}
-    collected = _Collect()
-    logger = logging.getLogger("auto-attack.square-check")
-    logger.addHandler(collected)
-    try:
+    with _collected("auto-attack.square-check") as collected:
+        logger = logging.getLogger("auto-attack.square-check")
         _pyautoattack().checks.check_square_sr({**before, "square": robust_acc[square]}, logger=logger)
-    finally:
-        logger.removeHandler(collected)
     return [f"AutoAttack Square: {m}" for m in collected.messages]
 
 
@@ -261,7 +285,10 @@ def pgd_key(steps: int, restarts: int = 1) -> str:
 
 
 def order(attacks) -> tuple[str, ...]:
-    """Return AutoAttack ``attacks`` (names of :data:`STANDARD`) in the order AutoAttack runs them."""
+    """Return AutoAttack ``attacks`` (a list or tuple of names of :data:`STANDARD`) in the order
+    AutoAttack runs them; ``ValueError`` for anything else."""
+    if not isinstance(attacks, (list, tuple)):
+        raise ValueError(f"attacks is a list of names among {STANDARD}, e.g. ['apgd-ce', 'apgd-t']; got {attacks!r}")
     return AutoAttack(eps=0.0, attacks=tuple(attacks)).attacks
 
 
@@ -289,14 +316,7 @@ def suite(
     AutoAttack itself does, so the last stage's accuracy is the per-example worst case and the
     first is our PGD's own. Raises ``ValueError`` for out-of-range settings
     (:func:`robustutils.attacks.check_settings`) and unknown AutoAttack settings or names."""
-    if not isinstance(autoattack, dict) or "attacks" not in autoattack:
-        raise ValueError(
-            "autoattack is a dict with at least 'attacks', e.g. {'attacks': ['apgd-ce', 'apgd-t']}; "
-            f"got {autoattack!r}"
-        )
-    extra = set(autoattack) - {"attacks", *STANDARD_SETTINGS}
-    if extra:
-        raise ValueError(f"unknown AutoAttack settings {sorted(extra)}: use {['attacks', *STANDARD_SETTINGS]}")
+    check_autoattack(autoattack)
     step = None if pgd_step_factor is None else step_size(eps, pgd_steps, pgd_step_factor)  # None: PGD's default
     stages = {
         pgd_key(pgd_steps, pgd_restarts): PGD(
@@ -304,7 +324,7 @@ def suite(
         )
     }
     settings = {k: v for k, v in autoattack.items() if k != "attacks"}
-    AutoAttack(eps=eps, norm=norm, attacks=tuple(autoattack["attacks"]), **settings)  # checks the settings
+    AutoAttack(eps=eps, norm=norm, attacks=order(autoattack["attacks"]), **settings)  # checks the settings
     for attack in order(autoattack["attacks"]):
         stages[stage_key(attack)] = AutoAttack(eps=eps, norm=norm, attacks=(attack,), **settings)
     return stages
@@ -313,5 +333,21 @@ def suite(
 def describe(autoattack: dict) -> str:
     """Return how the tables name a profile's AutoAttack settings ``autoattack`` (the ``eval``
     section's), e.g. ``"AutoAttack APGD-CE, APGD-T"``."""
+    check_autoattack(autoattack)
     settings = {k: v for k, v in autoattack.items() if k != "attacks"}
-    return AutoAttack(eps=0.0, attacks=tuple(autoattack["attacks"]), **settings).name
+    return AutoAttack(eps=0.0, attacks=order(autoattack["attacks"]), **settings).name
+
+
+def check_autoattack(autoattack) -> None:
+    """Raise ``ValueError`` naming the fix unless ``autoattack`` is a profile's AutoAttack settings: a
+    dict with ``attacks`` (names of :data:`STANDARD`) and optionally ``n_iter``, ``n_target_classes``,
+    ``n_queries``."""
+    if not isinstance(autoattack, dict) or "attacks" not in autoattack:
+        raise ValueError(
+            "autoattack is a dict with at least 'attacks', e.g. {'attacks': ['apgd-ce', 'apgd-t']}; "
+            f"got {autoattack!r}"
+        )
+    extra = set(autoattack) - {"attacks", *STANDARD_SETTINGS}
+    if extra:
+        raise ValueError(f"unknown AutoAttack settings {sorted(extra)}: use {['attacks', *STANDARD_SETTINGS]}")
+    order(autoattack["attacks"])

@@ -39,12 +39,22 @@ def is_non_increasing(values: list[float], tolerance: float) -> bool:
     return all(b <= a + tolerance for a, b in zip(values, values[1:]))
 
 
+def _check_suite(suite) -> None:
+    if not isinstance(suite, dict) or "pgd_steps" not in suite or "autoattack" not in suite:
+        raise ValueError(
+            "suite is a profile's evaluation suite, profiles.config(profile, 'eval')['suite'] (with "
+            f"'pgd_steps' and 'autoattack'); got {suite!r}"
+        )
+    independent.check_autoattack(suite["autoattack"])
+
+
 def robustness_columns(suite: dict) -> tuple[dict[str, str], dict[str, str]]:
     """Return ``(columns, formats)`` for :func:`markdown_table` of :func:`robustness_row` rows
     measured with a profile's evaluation ``suite`` (``profiles.config(profile, "eval")["suite"]``):
     model, attack, clean, our PGD, then one column per AutoAttack attack in the order they ran, each
     the accuracy left after it and every column to its left (the last is the worst case), and PGD's
     gap to the worst case (percentage points)."""
+    _check_suite(suite)
     pgd = independent.pgd_key(suite["pgd_steps"], suite.get("pgd_restarts", 1))
     order = independent.order(suite["autoattack"]["attacks"])
     stages = {
@@ -58,6 +68,7 @@ def robustness_columns(suite: dict) -> tuple[dict[str, str], dict[str, str]]:
 
 def autoattack_note(suite: dict, points: str = "points") -> str:
     """Return the sentence that says what the AutoAttack columns of :func:`robustness_columns` ran."""
+    _check_suite(suite)
     pgd = independent.pgd_key(suite["pgd_steps"], suite.get("pgd_restarts", 1)).upper()
     what = independent.describe(suite["autoattack"]).removeprefix("AutoAttack ")
     return (
@@ -87,7 +98,16 @@ def robustness_report(results: dict[str, tuple[str, dict]], suite: dict, points:
     """Return Markdown: the table (:func:`robustness_columns`) of ``results``, ``{model: (threat,
     result)}`` with :func:`robustutils.zoo.robustness` results measured with ``suite``, then what the
     AutoAttack columns ran (:func:`autoattack_note`) and AutoAttack's flags (:func:`flag_report`)."""
+    _check_suite(suite)
     pgd = independent.pgd_key(suite["pgd_steps"], suite.get("pgd_restarts", 1))
+    for model, pair in results.items():
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], dict)):
+            raise ValueError(f"results maps a model to (threat, result); got {pair!r} for {model!r}")
+        if pgd not in pair[1].get("robust_acc", {}):
+            raise ValueError(
+                f"{model!r}: its result has no {pgd!r}, so it was measured with another suite than this one: "
+                "pass the suite of the profile that evaluated it"
+            )
     rows = [robustness_row(model, threat, result, pgd) for model, (threat, result) in results.items()]
     return "\n\n".join(
         [markdown_table(rows, *robustness_columns(suite)), autoattack_note(suite, points), flag_report(rows)]

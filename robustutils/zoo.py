@@ -383,6 +383,16 @@ def eval_attacks(profile: str, norm: str, eps: float) -> dict:
     return independent.suite(eps, norm, **profiles.config(profile, "eval")["suite"])
 
 
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """Return a 16-hex-digit hash of the tensors' shapes, dtypes and values (on any device)."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
 def cached_cascade(
     model,
     x,
@@ -401,7 +411,7 @@ def cached_cascade(
     cached as :func:`robustutils.zoo.robustness` caches its results: JSON under
     ``<cache>/evaluations/<stem>-<digest>.json`` (``stem`` defaults to ``name``; ``name`` prefixes the
     flags), the digest a hash of ``key`` (plain data naming the model and its weights or training code)
-    with the attacks' settings and the number of images. The attacks' random
+    with the attacks' settings and a hash of the images and labels. The attacks' random
     starts are seeded from the digest and the caller's random state is left as it was, so the number
     does not depend on what ran before. Flags are shown again when the result comes from the cache.
     ``batch_size``: images per forward pass (the attacks' restarts included). Raises ``ValueError`` for
@@ -414,8 +424,13 @@ def cached_cascade(
             "attacks_by_name maps a name to an attack with settings() (robustutils.attacks.Attack), e.g. "
             f"zoo.eval_attacks(profile, 'linf', 8 / 255); got {type(attacks_by_name).__name__}"
         )
+    if not attacks_by_name:
+        raise ValueError(
+            "attacks_by_name is empty: give at least one attack, e.g. zoo.eval_attacks(profile, 'linf', 0.3)"
+        )
     settings = {label: attack.settings() for label, attack in attacks_by_name.items()}
-    digest = hashlib.sha256(_canonical({"key": key, "attacks": settings, "n": len(y)}).encode()).hexdigest()[:16]
+    images = tensor_digest(x, y)  # the result holds for these images only
+    digest = hashlib.sha256(_canonical({"key": key, "attacks": settings, "images": images}).encode()).hexdigest()[:16]
     target = io.cache_dir(root) / "evaluations" / f"{(stem or name).replace('/', '-')}-{digest}.json"
     if target.is_file():
         result = json.loads(target.read_text())

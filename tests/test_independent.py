@@ -6,6 +6,7 @@ the wiring (threat model, seeding, modes, names, sanity-check flags), not AutoAt
 
 import contextlib
 import json
+import logging
 import warnings
 from importlib.metadata import version
 
@@ -225,7 +226,6 @@ def test_autoattack_is_an_attack_whose_settings_are_plain_and_complete():
         "attacks": ["apgd-ce", "apgd-t"],
         "n_iter": 10,
         "n_target_classes": 3,
-        "n_queries": independent.STANDARD_SETTINGS["n_queries"],
         "seed": 0,
         "pyautoattack": version("pyautoattack"),
     }
@@ -324,7 +324,9 @@ def test_suite_passes_the_autoattack_settings_to_every_stage():
     suite = independent.suite(1.0, "l2", 10, {"attacks": list(GRADIENT), **FAST})
     for key in ("aa-apgd-ce", "aa-apgd-t"):
         settings = suite[key].settings()
-        assert (settings["n_iter"], settings["n_target_classes"], settings["norm"]) == (5, 3, "l2")
+        assert (settings["n_iter"], settings["norm"]) == (5, "l2")
+        assert suite[key].n_target_classes == 3, "passed on, recorded where the attack uses it"
+    assert suite["aa-apgd-t"].settings()["n_target_classes"] == 3
     assert independent.describe({"attacks": list(GRADIENT), **FAST}) == (
         "AutoAttack APGD-CE, APGD-T (5 iterations, 3 target classes)"
     )
@@ -402,3 +404,54 @@ def test_square_flags_run_autoattacks_own_square_check_on_the_cascade():
     assert "Square Attack has decreased the robust accuracy of 38.00%" in flag
     assert independent.square_flags({**cascade, "aa-square": 0.879}) == []  # within AutoAttack's 0.2 points
     assert independent.square_flags({"pgd-3": 0.9, "aa-apgd-ce": 0.5}) == []  # no Square stage
+
+
+def test_the_callers_logging_configuration_cannot_silence_a_flag(tiny_model, digits):
+    x, y = digits
+    on_probabilities = torch.nn.Sequential(tiny_model, torch.nn.Softmax(dim=-1)).eval()
+    aa = independent.AutoAttack(eps=0.1, attacks=("apgd-ce",), n_iter=2)
+    root, level = logging.getLogger(), logging.getLogger().level
+    try:
+        root.setLevel(logging.ERROR)
+        logging.disable(logging.WARNING)
+        with pytest.warns(independent.AutoAttackFlag, match="probability distribution"):
+            aa(on_probabilities, x, y)
+        assert logging.root.manager.disable == logging.WARNING, "the caller's setting is restored"
+    finally:
+        logging.disable(logging.NOTSET)
+        root.setLevel(level)
+
+
+@pytest.mark.parametrize("iters", [10, 100])
+def test_apgds_step_size_schedule_follows_the_iterations_it_runs(tiny_model, iters):
+    # pyautoattack derives APGD's checkpoints from n_iter in __init__; a changed n_iter must move them too.
+    built = independent.AutoAttack(eps=0.1, n_iter=iters)._build(tiny_model, torch.device("cpu"))
+    for apgd in (built.apgd, built.apgd_targeted):
+        assert (apgd.n_iter, apgd.n_iter_orig) == (iters, iters)
+        assert (apgd.n_iter_2, apgd.n_iter_min, apgd.size_decr) == (
+            max(int(0.22 * iters), 1),
+            max(int(0.06 * iters), 1),
+            max(int(0.03 * iters), 1),
+        )
+
+
+@pytest.mark.parametrize("seed", [None, "a", 1.5, -1, True])
+def test_a_seed_that_is_not_a_non_negative_integer_is_refused(seed):
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0"):
+        independent.AutoAttack(eps=0.1, seed=seed)
+
+
+def test_settings_and_name_leave_out_what_the_attacks_run_do_not_use():
+    aa = independent.AutoAttack(eps=0.1, attacks=("apgd-ce",), n_iter=2, n_queries=5)
+    assert aa.name == "AutoAttack APGD-CE (2 iterations)"
+    assert "n_queries" not in aa.settings() and "n_target_classes" not in aa.settings()
+
+
+@pytest.mark.parametrize(
+    "autoattack", [{"attacks": "apgd-ce"}, {"attacks": None}, {"attacks": ["apgd-ce"], "n_iters": 3}, {}]
+)
+def test_suite_and_describe_refuse_malformed_autoattack_settings(autoattack):
+    with pytest.raises(ValueError, match="attacks|AutoAttack settings"):
+        independent.suite(0.1, "linf", 2, autoattack)
+    with pytest.raises(ValueError, match="attacks|AutoAttack settings"):
+        independent.describe(autoattack)

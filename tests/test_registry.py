@@ -137,7 +137,10 @@ def test_eval_attacks_follow_the_profile():
     assert [a.settings()["attack"] for a in list(attacks.values())[1:]] == ["AutoAttack APGD-CE", "AutoAttack APGD-T"]
     standard = zoo.eval_attacks("colab", "l2", 0.5)
     assert list(standard) == ["pgd-50x2"] + [independent.stage_key(a) for a in independent.STANDARD]
-    assert all(standard[independent.stage_key(a)].settings()["n_iter"] == 100 for a in independent.STANDARD)
+    assert (
+        all(standard[independent.stage_key(a)].settings().get("n_iter", 100) == 100 for a in independent.STANDARD)
+        and standard["aa-square"].settings()["n_queries"] == 5000
+    )
     assert attacks["pgd-40"].settings()["eps"] == 0.3 and isinstance(
         attacks["pgd-40"](
             torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)), torch.rand(2, 4), torch.tensor([0, 1])

@@ -281,3 +281,26 @@ def test_verdicts_must_be_booleans_and_figures_need_a_caption():
         page.figure(fig, "  ")
     plt.close(fig)
     assert page.figures == 0, "a refused figure takes no number"
+
+
+@pytest.mark.parametrize(
+    "suite",
+    [
+        {"pgd_steps": 10},
+        {"pgd_steps": 10, "autoattack": {}},
+        {"suite": {}},
+        {"pgd_steps": 10, "autoattack": {"attacks": ["apgd-ce"], "n_iters": 3}},
+    ],
+)
+def test_robustness_columns_refuse_a_malformed_suite_with_the_fix(suite):
+    with pytest.raises(ValueError, match="suite|attacks|AutoAttack settings"):
+        report.robustness_columns(suite)
+
+
+def test_robustness_report_refuses_results_of_another_suite_or_not_in_pairs():
+    suite = {"pgd_steps": 10, "pgd_restarts": 1, "autoattack": {"attacks": ["apgd-ce"]}}
+    result = {"clean_acc": 1.0, "robust_acc": {"pgd-40": 0.5, "aa-apgd-ce": 0.4}, "worst_acc": 0.4}
+    with pytest.raises(ValueError, match="measured with another suite"):
+        report.robustness_report({"m": ("ℓ∞ 0.3", result)}, suite)
+    with pytest.raises(ValueError, match=r"\(threat, result\)"):
+        report.robustness_report({"m": result}, suite)

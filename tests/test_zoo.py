@@ -369,3 +369,20 @@ def test_autoattacks_flags_are_recorded_with_the_evaluation_and_shown_again_from
     monkeypatch.setattr(evaluate, "cascade", no_evaluation)
     with pytest.warns(independent.AutoAttackFlag, match=message):
         assert zoo.robustness(TINY, attacks_by_name=suite, n_test=20, device="cpu", root=tmp_path) == first
+
+
+def test_cached_cascade_keys_its_result_by_the_images_it_measured(tmp_path):
+    # Same key and size, other images: the cached result of the first set must not be served.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+    x = torch.rand(6, 1, 8, 8)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    stages = independent.suite(0.03, "linf", 2, {"attacks": ["apgd-ce"], "n_iter": 2})
+    first = zoo.cached_cascade(net, x, y, stages, {"m": "same"}, name="stale", root=tmp_path)
+    assert first["clean_acc"] == 1.0
+    wrong = (y + 1) % 10  # every label wrong: clean accuracy 0
+    again = zoo.cached_cascade(net, x, wrong, stages, {"m": "same"}, name="stale", root=tmp_path)
+    assert again["clean_acc"] == 0.0 and again["worst_acc"] == 0.0
+    with pytest.raises(ValueError, match="attacks_by_name is empty"):
+        zoo.cached_cascade(net, x, y, {}, {"m": "same"}, name="stale", root=tmp_path)
