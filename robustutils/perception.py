@@ -512,7 +512,7 @@ def _download(url: str, target: Path) -> None:
 
 def fetch_imagenet_sample(root=None, *, base_url: str = SAMPLE_RAW) -> Path:
     """Download the Restricted ImageNet sample (one JPEG per class, 203 files, about 20 MB) from the
-    public GitHub repository :data:`SAMPLE_REPOSITORY` into ``<root>/restricted-imagenet-sample/val/
+    public GitHub repository ``SAMPLE_REPOSITORY`` into ``<root>/restricted-imagenet-sample/val/
     <wnid>/``, where :func:`robustutils.data.restricted_imagenet` reads it (``root`` defaults to
     ``$ROBUSTUTILS_DATA``, else ``./data``); files already there are kept. Return the sample's folder.
 

@@ -172,7 +172,7 @@ class SuperclassLogits(nn.Module):
     renormalised over the groups.
 
     ``groups`` maps a group name to an inclusive class-index range ``(lo, hi)``; the output follows
-    its order. With :data:`robustutils.data.RESTRICTED_IMAGENET_RANGES` this is Restricted ImageNet's
+    its order. With ``robustutils.data.RESTRICTED_IMAGENET_RANGES`` this is Restricted ImageNet's
     nine superclasses (Tsipras et al. 2019, MadryLab/robustness) from ImageNet's 1,000 classes.
     """
 
@@ -286,7 +286,7 @@ def load(
     resize to 256 and centre crop, which is :func:`robustutils.data.imagenet_transform` at 224).
 
     ``restricted_imagenet=True`` (ImageNet models only) adds :class:`SuperclassLogits` to the head:
-    9 logits, Restricted ImageNet's superclasses in :data:`robustutils.data.RESTRICTED_IMAGENET_CLASSES`
+    9 logits, Restricted ImageNet's superclasses in ``robustutils.data.RESTRICTED_IMAGENET_CLASSES``
     order (the labels of :func:`robustutils.data.restricted_imagenet`), the softmax of which is the
     summed probability of each superclass's ImageNet classes, renormalised over the nine.
 
@@ -394,7 +394,7 @@ def from_madry(
     released models of Ilyas et al. 2019 and Tsipras et al. 2019): a dict whose ``model`` entry holds
     ``module.model.*`` (the network), ``module.normalizer.new_mean``/``new_std`` (the normalisation,
     applied inside the returned model) and ``module.attacker.*`` (a copy, ignored), besides
-    ``epoch``, ``optimizer``, ``schedule``. ``arch`` is one of :data:`MADRY_ARCHS`; ``dataset``
+    ``epoch``, ``optimizer``, ``schedule``. ``arch`` is one of ``MADRY_ARCHS``; ``dataset``
     ``"cifar10"`` (the library's CIFAR ResNets, 32x32 inputs) or ``"imagenet"`` /
     ``"restricted_imagenet"`` (torchvision's ResNets, 224x224 inputs); the number of classes is read
     from the last layer's weight. ``weights_only=False`` unpickles any object in the file: only for a

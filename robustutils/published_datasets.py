@@ -49,7 +49,7 @@ def published_inversion(
     progress: bool = False,
     root=None,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Return ``(x_r, y, seconds)``: :func:`invert` of the images ``x`` [N, 3, 32, 32] in [0, 1]
+    """Return ``(x_r, y, seconds)``: :func:`robustutils.constructed.invert` of the images ``x`` [N, 3, 32, 32] in [0, 1]
     through a published model (:func:`robustutils.published.load`), and the seconds the
     build took. The dataset is cached under ``<cache>/datasets/cifar10-published-<label>-<key>.pt``
     (``label``: ``"D_R"`` or ``"D_NR"``), keyed by the model's source and
@@ -114,7 +114,7 @@ class PublishedStudy:
     ``real`` is ``(x, y)``, the first ``n`` CIFAR-10 training images (also the baseline ``D``),
     ``start`` the images the inversions start from; ``sets[label]`` is ``(x, y)`` of ``"D"``, ``"D_R"``
     and ``"D_NR"``, ``built[label]`` the seconds each construction took, ``trained[label]`` the
-    :func:`train_published` model's ``meta``; ``rows`` the :data:`TABLES` ``"training"`` rows and
+    :func:`train_published` model's ``meta``; ``rows`` the ``constructed.TABLES`` ``"training"`` rows and
     ``robust[label]`` ``(threat, result)`` of :func:`robustutils.zoo.cached_cascade`, for
     :func:`robustutils.report.robustness_report`."""
 
@@ -154,8 +154,8 @@ class PublishedStudy:
         }
 
     def verdicts(self) -> dict:
-        """Return Ilyas et al.'s two claims on these sets for :func:`record`, not asserted: the D_R
-        model is more robust than the D_NR model and than the D model (worst case at the table's ε)."""
+        """Return Ilyas et al.'s two claims on these sets for :func:`robustutils.constructed.record`, not asserted: the
+        D_R model is more robust than the D_NR model and than the D model (worst case at the table's ε)."""
         worst = {r["set"]: r["worst"] for r in self.rows}
         eps = self.rows[0]["eps"]
         scale = f"{len(self.real[1]):,} images, {self.settings['steps']} steps"

@@ -489,8 +489,8 @@ class PublishedRow:
 
     @property
     def model(self) -> str:
-        """The model as the tables name it: ``"Standard"``, ``"Engstrom2019Robustness (ℓ∞ 8/255)"``
-        (the threat model it was trained against)."""
+        """Return the model's name in the tables, e.g. ``"Standard"`` or
+        ``"Engstrom2019Robustness (ℓ∞ 8/255)"`` (with the threat model it was trained against)."""
         if self.entry.name == "Standard":
             return self.entry.name
         norm = self.entry.threat_model.lower()
