@@ -5,6 +5,7 @@ arguments of :func:`robustutils.models.build`, the weights without any ``module.
 ``_orig_mod.`` (torch.compile) prefix, and plain-data metadata (history, settings).
 """
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -149,3 +150,16 @@ def load_or_train(
     meta = train(model)
     save(model, path, meta)
     return model, meta
+
+
+def tensor_digest(*tensors: torch.Tensor, names=None) -> str:
+    """Return a 16-hex-digit hash of the tensors' shapes, dtypes and values (on any device), each
+    prefixed by its name in ``names`` when given (e.g. a state dict's keys): the key under which
+    results computed from exactly these tensors are cached."""
+    digest = hashlib.sha256()
+    for i, t in enumerate(tensors):
+        t = t.detach().cpu().contiguous()
+        prefix = "" if names is None else f"{names[i]}:"
+        digest.update(f"{prefix}{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:16]

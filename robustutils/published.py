@@ -15,7 +15,6 @@ Every eps is in pixel units of inputs in [0, 1]. The packages are optional:
 """
 
 import dataclasses
-import hashlib
 import os
 import sys
 import warnings
@@ -51,12 +50,8 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     models share it only when their weights are the same, whichever file they came from. Cached
     results computed with published weights are keyed by it, so that stand-in weights and the real
     ones never share a cache entry."""
-    digest = hashlib.sha256()
-    for key, value in model.state_dict().items():
-        tensor = value.detach().cpu().contiguous()
-        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()[:16]
+    state = model.state_dict()
+    return io.tensor_digest(*state.values(), names=list(state))
 
 
 class PublishedModelMissingError(FileNotFoundError):

@@ -58,7 +58,7 @@ def published_inversion(
     key = {
         "source": getattr(model, "source", type(model).__name__),
         "weights": published.weights_fingerprint(model),
-        "images": zoo.tensor_digest(x, y),
+        "images": io.tensor_digest(x, y),
         "steps": steps,
         "step_size": step_size,
         "seed": seed,
@@ -95,7 +95,7 @@ def train_published(
     ``label`` and a hash of the recipe and of ``(x, y)``). ``meta`` is :func:`robustutils.zoo.get`'s:
     recipe, history, ``train_time_s``, device, torch version and code fingerprint."""
     rec = published_recipe(profile, len(y)).as_dict()
-    digest = _digest({"recipe": zoo.key(rec), "data": zoo.tensor_digest(x, y)})
+    digest = _digest({"recipe": zoo.key(rec), "data": io.tensor_digest(x, y)})
     target = io.cache_dir(root) / f"cifar10-{rec['arch']}-standard-on-published-{label}-{digest}.pt"
 
     def fit(model):

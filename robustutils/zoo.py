@@ -383,16 +383,6 @@ def eval_attacks(profile: str, norm: str, eps: float) -> dict:
     return independent.suite(eps, norm, **profiles.config(profile, "eval")["suite"])
 
 
-def tensor_digest(*tensors: torch.Tensor) -> str:
-    """Return a 16-hex-digit hash of the tensors' shapes, dtypes and values (on any device)."""
-    digest = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        digest.update(f"{tuple(t.shape)}:{t.dtype}".encode())
-        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()[:16]
-
-
 def cached_cascade(
     model,
     x,
@@ -429,7 +419,7 @@ def cached_cascade(
             "attacks_by_name is empty: give at least one attack, e.g. zoo.eval_attacks(profile, 'linf', 0.3)"
         )
     settings = {label: attack.settings() for label, attack in attacks_by_name.items()}
-    images = tensor_digest(x, y)  # the result holds for these images only
+    images = io.tensor_digest(x, y)  # the result holds for these images only
     digest = hashlib.sha256(_canonical({"key": key, "attacks": settings, "images": images}).encode()).hexdigest()[:16]
     target = io.cache_dir(root) / "evaluations" / f"{(stem or name).replace('/', '-')}-{digest}.json"
     if target.is_file():
