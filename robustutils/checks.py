@@ -6,8 +6,8 @@ the checks that catch most broken evaluations; this module runs those the book u
 - an attack written by someone else (APGD, Croce & Hein 2020) beside our PGD, with the worst case
   over all of them and a verdict where PGD overestimates it (:func:`robustness_rows`,
   :func:`robustness_table`, :func:`overestimate_report`);
-- more steps, restarts and other step sizes change little, one step is weaker (:func:`strength_table`,
-  :func:`pgd_converged`);
+- more steps, restarts and other step sizes change little, one step is weaker, and PGD lies near
+  the worst case of the independent attack (:func:`strength_table`, :func:`pgd_converged`, :func:`row_at`);
 - unbounded attacks succeed (:func:`unbounded`, :func:`unbounded_verdict`).
 
 It also holds chapter 2's bookkeeping: robust accuracy against the test eps (:func:`sweep`,
@@ -107,7 +107,8 @@ def brittle(
 
 def beyond_training_eps(curves: Curves, trained: dict[str, tuple[str, float]], *, steps: int) -> dict:
     """Return the verdict that each model of ``trained`` (name -> its training ``(norm, eps)``), attacked in its own
-    norm, keeps less than half its accuracy at the training eps at the sweep's largest eps."""
+    norm, keeps less than half its accuracy at the training eps at the sweep's largest eps: robustness holds up to
+    about the training eps and no further (Madry et al. 2018, sec. 5, Fig. 6)."""
     parts, held = [], True
     for name, (norm, eps) in trained.items():
         grid, acc = curves[norm][name]
@@ -207,6 +208,17 @@ def robustness_rows(
     return rows
 
 
+def row_at(rows: list[dict], model: str, norm: str, eps: float) -> dict:
+    """Return the row of :func:`robustness_rows` for ``model`` (its short label) at ``(norm, eps)``
+    (pixel units). Raises ``ValueError`` listing the rows' models and threats when none matches."""
+    wanted = threat(norm, eps)
+    for row in rows:
+        if row["model"] == model and row["threat"] == wanted:
+            return row
+    have = ", ".join(f"{r['model']} at {r['threat']}" for r in rows)
+    raise ValueError(f"no row for {model} at {wanted}: the rows hold {have}; evaluate it with robustness_rows")
+
+
 def robustness_table(rows: list[dict], suite: dict) -> str:
     """Return the Markdown table of :func:`robustness_rows`; ``suite`` is the profile's evaluation
     suite (``profiles.config(profile, "eval")["suite"]``), which names the columns
@@ -249,12 +261,30 @@ def by_attack(rows: list[dict]) -> dict[str, float]:
 
 
 def pgd_converged(
-    rows: list[dict], *, eps: float, norm: str = "linf", max_drop_steps: float, max_drop_restarts: float
+    rows: list[dict],
+    *,
+    eps: float,
+    norm: str = "linf",
+    max_drop_steps: float,
+    max_drop_restarts: float,
+    worst_case: dict | None = None,
+    max_gap_pp: float | None = None,
 ) -> dict:
     """Return the verdict on :func:`robustutils.evaluate.attack_strength`'s rows: the attack with the most
     steps and the one with the most restarts lower PGD-10's robust accuracy by at most
     ``max_drop_steps`` and ``max_drop_restarts`` (fractions): PGD has converged (Madry et al. 2018,
-    sec. 3 and Table 1). Raises ``ValueError`` when no row restarts (give ``restarts`` above 1)."""
+    sec. 3 and Table 1).
+
+    PGD settling on a value does not show that the value is the worst case, so an independent attack
+    can judge it too: ``worst_case``, the row of :func:`robustness_rows` for the same model at the same
+    ``(norm, eps)`` (:func:`row_at`), must then show our PGD at most ``max_gap_pp`` percentage points
+    above the worst case over PGD and AutoAttack (its ``gap``; Carlini et al. 2019, sec. 4).
+
+    Raises ``ValueError`` when no row restarts (give ``restarts`` above 1), when only one of
+    ``worst_case`` and ``max_gap_pp`` is given, or when ``worst_case`` is at another threat than
+    ``(norm, eps)``."""
+    if (worst_case is None) != (max_gap_pp is None):
+        raise ValueError("give worst_case (a robustness_rows row) and max_gap_pp together, or neither")
     acc = by_attack(rows)
     most_steps = max(
         (r for r in rows if r["attack"].startswith("PGD-") and "," not in r["attack"]), key=lambda r: r["steps"]
@@ -264,11 +294,25 @@ def pgd_converged(
         raise ValueError("the rows have no attack with restarts: give attack_strength restarts above 1")
     restarted = max(restarted, key=lambda r: r["restarts"])["attack"]
     held = acc["PGD-10"] - acc[most_steps] <= max_drop_steps and acc["PGD-10"] - acc[restarted] <= max_drop_restarts
-    return _verdict(
+    measured = (
         f"PGD-10 {acc['PGD-10']:.1%}, {most_steps} {acc[most_steps]:.1%}, {restarted} {acc[restarted]:.1%} "
-        f"at {threat(norm, eps)}",
-        held,
+        f"at {threat(norm, eps)}"
     )
+    if worst_case is not None:
+        if worst_case["threat"] != threat(norm, eps):
+            raise ValueError(
+                f"worst_case is at {worst_case['threat']}, the strength rows at {threat(norm, eps)}: "
+                "pass the robustness row of the same threat (row_at)"
+            )
+        pgd_name = next((k for k in worst_case if k.startswith("pgd-")), None)
+        if pgd_name is None:
+            raise ValueError("worst_case has no PGD column: pass a row of robustness_rows")
+        held = held and worst_case["gap"] <= max_gap_pp
+        measured += (
+            f"; robustness table: {pgd_name.upper()} {worst_case[pgd_name]:.1%}, worst case with AutoAttack "
+            f"{worst_case['worst']:.1%} ({worst_case['gap']:.1f} pp lower)"
+        )
+    return _verdict(measured, held)
 
 
 def unbounded(

@@ -187,6 +187,44 @@ def class_grid(x: torch.Tensor, y: torch.Tensor, classes: int = 10) -> tuple[tor
     return sources.repeat_interleave(classes, dim=0), torch.arange(classes, device=y.device).repeat(classes)
 
 
+def grid_rows(grid: torch.Tensor, judge: torch.nn.Module | None = None, classes: int = 10) -> dict[str, torch.Tensor]:
+    """Return the rows of a class-grid figure: ``grid`` holds the images made from :func:`class_grid`'s
+    pairs ([classes * classes, C, H, W], source class major, e.g. :func:`toward`'s output), and row
+    ``"<c> →"`` its images of source class ``c`` [classes, C, H, W], one per target class.
+
+    With a ``judge`` each title also counts the row's images pushed toward another class than ``c``
+    that the judge classifies as their target, on a second line (``"6/9 target"``): the rate of
+    :func:`judge_agreement`, on the images the figure shows. Raises ``ValueError`` when ``grid`` does
+    not hold ``classes * classes`` images."""
+    if len(grid) != classes * classes:
+        raise ValueError(f"a class grid of {classes} classes holds {classes * classes} images; got {len(grid)}")
+    rows = grid.view(classes, classes, *grid.shape[1:])
+    if judge is None:
+        return {f"{c} →": rows[c] for c in range(classes)}
+    seen = predict(judge, grid).view(classes, classes).cpu() == torch.arange(classes)
+    off = ~torch.eye(classes, dtype=torch.bool)
+    return {f"{c} →\n{int(seen[c][off[c]].sum())}/{classes - 1} target": rows[c] for c in range(classes)}
+
+
+def judged_rows(
+    rows: dict[str, torch.Tensor], judge: torch.nn.Module, y: torch.Tensor, skip: tuple[str, ...] = ("image",)
+) -> dict[str, torch.Tensor]:
+    """Return ``rows`` (e.g. :func:`large_eps_rows`', name -> images [N, C, H, W] in [0, 1]) with each
+    title not in ``skip`` followed by how many of its N images ``judge`` classifies as another class
+    than their label ``y`` [N], on a second line (``"7/10 not y"``): how often another observer sees
+    the class change. Raises ``ValueError`` when a row has another number of images than ``y``."""
+    out = {}
+    for name, images in rows.items():
+        if name in skip:
+            out[name] = images
+            continue
+        if len(images) != len(y):
+            raise ValueError(f"row {name!r} has {len(images)} images for {len(y)} labels: give its images' labels")
+        changed = int((predict(judge, images) != y.to(next(judge.parameters()).device)).sum())
+        out[f"{name}\n{changed}/{len(y)} not y"] = images
+    return out
+
+
 def gradient_alignment(
     models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, top: float = 0.2
 ) -> dict[str, dict[str, float]]:

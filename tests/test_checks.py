@@ -201,6 +201,81 @@ def test_pgd_converged_judges_the_drops_and_needs_restarts():
         checks.pgd_converged(rows[:4], eps=0.3, max_drop_steps=0.1, max_drop_restarts=0.1)
 
 
+def _strength_rows():
+    return [
+        {"attack": "FGSM", "steps": 1, "restarts": 1, "robust_acc": 0.9},
+        {"attack": "PGD-10", "steps": 10, "restarts": 1, "robust_acc": 0.80},
+        {"attack": "PGD-40", "steps": 40, "restarts": 1, "robust_acc": 0.78},
+        {"attack": "PGD-10, 5 restarts", "steps": 10, "restarts": 5, "robust_acc": 0.79},
+    ]
+
+
+def _robustness_row(model="ℓ∞ 0.3", threat="ℓ∞ 0.3", pgd=0.77, worst=0.743):
+    return {
+        "model": model,
+        "threat": threat,
+        "clean": 0.99,
+        "pgd-40": pgd,
+        "aa-apgd-ce": worst,
+        "worst": worst,
+        "gap": 100 * (pgd - worst),
+        "flags": [],
+        "verdict": "ok",
+    }
+
+
+def test_pgd_converged_is_judged_by_the_worst_case_of_the_independent_attack_too():
+    rows, far = _strength_rows(), _robustness_row()
+    alone = checks.pgd_converged(rows, eps=0.3, max_drop_steps=0.05, max_drop_restarts=0.03)
+    judged = checks.pgd_converged(
+        rows, eps=0.3, max_drop_steps=0.05, max_drop_restarts=0.03, worst_case=far, max_gap_pp=2.0
+    )
+    assert alone["held"] and not judged["held"], "PGD settled, but 2.7 points above the worst case: not converged"
+    assert judged["measured"] == (
+        alone["measured"] + "; robustness table: PGD-40 77.0%, worst case with AutoAttack 74.3% (2.7 pp lower)"
+    )
+    near = _robustness_row(worst=0.76)
+    assert checks.pgd_converged(
+        rows, eps=0.3, max_drop_steps=0.05, max_drop_restarts=0.03, worst_case=near, max_gap_pp=2.0
+    )["held"]
+    steps_fail = checks.pgd_converged(
+        rows, eps=0.3, max_drop_steps=0.01, max_drop_restarts=0.03, worst_case=near, max_gap_pp=2.0
+    )
+    assert not steps_fail["held"], "the strength study still counts when the worst case is near"
+
+
+def test_pgd_converged_refuses_a_worst_case_of_another_threat_or_without_a_tolerance():
+    rows = _strength_rows()
+    with pytest.raises(ValueError, match="together"):
+        checks.pgd_converged(rows, eps=0.3, max_drop_steps=0.05, max_drop_restarts=0.03, worst_case=_robustness_row())
+    with pytest.raises(ValueError, match="together"):
+        checks.pgd_converged(rows, eps=0.3, max_drop_steps=0.05, max_drop_restarts=0.03, max_gap_pp=2.0)
+    with pytest.raises(ValueError, match="same threat"):
+        checks.pgd_converged(
+            rows,
+            eps=0.3,
+            max_drop_steps=0.05,
+            max_drop_restarts=0.03,
+            worst_case=_robustness_row(threat="ℓ2 2"),
+            max_gap_pp=2.0,
+        )
+    no_pgd = {k: v for k, v in _robustness_row().items() if k != "pgd-40"}
+    with pytest.raises(ValueError, match="no PGD column"):
+        checks.pgd_converged(
+            rows, eps=0.3, max_drop_steps=0.05, max_drop_restarts=0.03, worst_case=no_pgd, max_gap_pp=2.0
+        )
+
+
+def test_row_at_finds_a_model_at_a_threat_and_names_the_rows_it_has():
+    rows = [_robustness_row(model="standard"), _robustness_row(), _robustness_row(model="ℓ2 2", threat="ℓ2 2")]
+    assert checks.row_at(rows, "ℓ∞ 0.3", "linf", 0.3) is rows[1]
+    assert checks.row_at(rows, "ℓ2 2", "l2", 2.0) is rows[2]
+    with pytest.raises(
+        ValueError, match=r"no row for ℓ2 2 at ℓ∞ 0.3: the rows hold standard at ℓ∞ 0.3, .*robustness_rows"
+    ):
+        checks.row_at(rows, "ℓ2 2", "linf", 0.3)
+
+
 def test_unbounded_attacks_break_a_model_and_the_verdict_names_the_highest(tiny_model, digits):
     rows = checks.unbounded({"tiny": tiny_model}, *digits, steps=5, large={"linf": 0.5, "l2": 10.0})
     assert [(r["model"], r["threat"]) for r in rows] == [("tiny", "ℓ∞ 0.5"), ("tiny", "ℓ2 10")]

@@ -326,6 +326,25 @@ def test_the_transfer_study_measures_rates_and_their_correlation(mnist_model, di
     assert r["same_top"] and r["checks"][0]["held"], "with two architectures the top two are both"
 
 
+def test_the_training_table_carries_the_papers_numbers_with_d_attacked_as_in_table_7(mnist_model, digits):
+    assert constructed.PAPER["D"] == (0.9525, 0.0449), "Ilyas et al. Table 7: D, 95.25% and 4.49% at l2 0.25"
+    assert constructed.PAPER["D_rand"][1] is None and constructed.PAPER["D_det"][1] is None
+    s = constructed.study("mnist", "smoke")
+    robust = {n: {"worst_acc": 0.5} for n in s.robust_models}
+    rows = constructed.training_rows(s, {n: mnist_model for n in s.trained.values()}, *digits, robust)
+    by = {r["set"]: r for r in rows}
+    assert (by["D"]["paper_clean"], by["D"]["paper_robust"]) == constructed.PAPER["D"]
+    assert by["D_NR"]["paper_robust"] == constructed.PAPER["D_NR"][1] and by["D_det"]["worst"] is None
+    assert "| D | " in constructed.table("training", rows) and "4.5%" in constructed.table("training", rows)
+
+
+def test_the_transfer_claim_cites_the_targeted_measure():
+    s = constructed.study("mnist", "smoke")
+    result = {"corr": 0.8, "points": {"a": (0.5, 0.4), "b": (0.2, 0.1)}, "top": [["a", "b"], ["a", "b"]]}
+    claim, _ = constructed.transfer_claims(s, {**result, "same_top": True})
+    assert "Fig. 3" in claim["paper"] and "Appendix D.9, Fig. 13" in claim["paper"] and "targeted" in claim["text"]
+
+
 def test_record_prints_and_records_and_stops_at_a_failed_check(capsys):
     page = report.Chapter(5, "smoke", checked=True)
     constructed.record(

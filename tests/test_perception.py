@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from robustutils import attacks, perception
+from robustutils import attacks, evaluate, perception
 
 
 def test_loss_gradient_has_the_input_shape_is_deterministic_and_keeps_the_mode(make_tiny_model, mnist_eval):
@@ -84,6 +84,35 @@ def test_class_grid_pairs_one_image_per_class_with_every_target(mnist_eval):
         assert all(torch.equal(sources[10 * c + t], x[first]) for t in range(10))
     with pytest.raises(ValueError, match=r"class\(es\) \[9\]"):
         perception.class_grid(x[y != 9], y[y != 9])
+
+
+def test_grid_rows_split_the_grid_by_source_and_count_what_the_judge_reads_as_the_target(mnist_model, mnist_eval):
+    sources, targets = perception.class_grid(*mnist_eval)
+    plain = perception.grid_rows(sources)
+    assert list(plain) == [f"{c} →" for c in range(10)] and all(
+        torch.equal(v, sources[10 * c : 10 * c + 10]) for c, v in enumerate(plain.values())
+    )
+    judged = perception.grid_rows(sources, mnist_model)
+    seen = (evaluate.predict(mnist_model, sources) == targets).view(10, 10)
+    for c, title in enumerate(judged):
+        assert title == f"{c} →\n{int(seen[c].sum()) - int(seen[c, c])}/9 target"
+    correct = [c for c in range(10) if seen[c, c]]
+    assert correct and all(title.endswith("0/9 target") for c, title in enumerate(judged) if c in correct), (
+        "an image left unchanged shows its own class: the judge reads it as no other target"
+    )
+    with pytest.raises(ValueError, match="holds 100 images; got 99"):
+        perception.grid_rows(sources[:99])
+
+
+def test_judged_rows_count_the_images_the_judge_reads_as_another_class(mnist_model, mnist_eval):
+    x, y = mnist_eval[0][:10], mnist_eval[1][:10]
+    wrong = int((evaluate.predict(mnist_model, x) != y).sum())
+    rows = perception.judged_rows({"image": x, "same": x, "blank": torch.zeros_like(x)}, mnist_model, y)
+    blank = int((evaluate.predict(mnist_model, torch.zeros_like(x)) != y).sum())
+    assert list(rows) == ["image", f"same\n{wrong}/10 not y", f"blank\n{blank}/10 not y"]
+    assert rows["image"] is x
+    with pytest.raises(ValueError, match="has 9 images for 10 labels"):
+        perception.judged_rows({"short": x[:9]}, mnist_model, y)
 
 
 def test_gradient_alignment_averages_the_two_measures(make_tiny_model, mnist_eval):
