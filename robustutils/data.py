@@ -8,13 +8,16 @@ Online, torchvision downloads what is missing; offline, a missing dataset raises
 """
 
 import functools
+import hashlib
 import numbers
 import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision
+from PIL import Image
 from torchvision import transforms
 
 DATA_ENV = "ROBUSTUTILS_DATA"
@@ -87,23 +90,137 @@ def _read_cifar_batches(folder: Path, train: bool) -> tuple[torch.Tensor, torch.
     return _to_unit(torch.cat(xs)), torch.cat(ys)
 
 
-def cifar10(train: bool = True, root=None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return CIFAR-10 as ``(x [N,3,32,32] float32 in [0,1], y [N] int64)``.
+#: The copies of CIFAR-10 :func:`cifar10` can read, by the name :func:`cifar10_copy` gives, and the
+#: title every table and figure made from that copy carries (:func:`title`).
+CIFAR10_COPIES = {
+    "original": "CIFAR-10",
+    "jpeg": "CIFAR-10 (JPEG copy)",
+    "subset": "CIFAR-10 (shortened copy)",
+}
+CIFAR10_JPEG_FOLDER = "cifar-10-jpeg"
+_SUBSET_FOLDERS = ("cifar-10-batches-py", "cifar-10-subset/cifar-10-batches-py")
 
-    The complete dataset goes through torchvision (checksummed, downloaded when missing and
-    ``download``). A shortened copy in the original pickle format, whose checksums torchvision
-    rejects, is read directly from ``<root>/cifar-10-batches-py`` or
-    ``<root>/cifar-10-subset/cifar-10-batches-py``; check ``len(y)`` for its size.
+
+def _complete_original(root: Path, train: bool):
+    try:
+        return torchvision.datasets.CIFAR10(root, train=train, download=False)
+    except RuntimeError:
+        return None  # not there, or a shortened copy whose md5 torchvision rejects
+
+
+def _jpeg_folder(root: Path) -> Path | None:
+    folder = root / CIFAR10_JPEG_FOLDER
+    if all((folder / split / name).is_dir() for split in ("train", "test") for name in CIFAR10_CLASSES):
+        return folder
+    return None
+
+
+def _subset_folder(root: Path) -> Path | None:
+    return next((root / f for f in _SUBSET_FOLDERS if (root / f / "test_batch").is_file()), None)
+
+
+def cifar10_copy(root=None) -> str:
+    """Return the copy of CIFAR-10 that :func:`cifar10` reads under ``root`` (default
+    ``$ROBUSTUTILS_DATA``), the first of: ``"original"`` (the complete, checksummed pickle batches of
+    ``<root>/cifar-10-batches-py``), ``"jpeg"`` (the complete JPEG copy ``<root>/cifar-10-jpeg``),
+    ``"subset"`` (a shortened copy of the original batches), or ``"download"`` (none of them: the
+    original will be downloaded). The original is always preferred, so the two complete copies are
+    never mixed: both splits come from the same one."""
+    return _copy_under(str(data_root(root).resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _copy_under(root: str) -> str:
+    root = Path(root)
+    if _complete_original(root, False) is not None:
+        return "original"
+    if _jpeg_folder(root) is not None:
+        return "jpeg"
+    if _subset_folder(root) is not None:
+        return "subset"
+    return "download"
+
+
+def title(dataset: str, root=None) -> str:
+    """Return the name a table or figure gives ``dataset`` (``"mnist"``, ``"cifar10"``,
+    ``"restricted_imagenet"``): for CIFAR-10 the copy it is read from, e.g. ``"CIFAR-10 (JPEG copy)"``
+    (:data:`CIFAR10_COPIES`), so that a number measured on the lossy copy always says so."""
+    if dataset not in NAMES:
+        raise ValueError(f"unknown dataset {dataset!r}: choose one of {sorted(NAMES)}")
+    if dataset != "cifar10":
+        return NAMES[dataset]
+    return CIFAR10_COPIES.get(cifar10_copy(root), NAMES[dataset])
+
+
+def _jpeg_files(folder: Path, split: str) -> list[tuple[Path, int]]:
+    """The JPEG copy's files of ``split`` in the book's order: interleaved class by class (airplane 0,
+    automobile 0, ..., truck 0, airplane 1, ...), so that the first ``n`` images hold every class
+    equally; within a class, file k is the k-th image of that class in CIFAR-10's own order."""
+    per_class = [sorted((folder / split / name).glob("*.jpg")) for name in CIFAR10_CLASSES]
+    order = []
+    for k in range(max(len(files) for files in per_class)):
+        order += [(files[k], label) for label, files in enumerate(per_class) if k < len(files)]
+    return order
+
+
+def _decode(paths: list[Path]) -> torch.Tensor:
+    """Decode 32x32 RGB image files into one uint8 tensor [N, 3, 32, 32] (Pillow)."""
+    images = []
+    for path in paths:
+        with Image.open(path) as im:
+            if im.size != (32, 32):
+                raise OSError(f"{path} is {im.size[0]}x{im.size[1]} pixels, not a 32x32 CIFAR-10 image")
+            images.append(np.asarray(im.convert("RGB")))
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def _read_cifar_jpeg(folder: Path, train: bool, cache=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode the JPEG copy's ``train`` or ``test`` split once into uint8 tensors cached under
+    ``<cache>/data`` (keyed by the files' names and sizes); return them as :func:`cifar10` does."""
+    from . import io  # io imports models, which imports this module's neighbours: keep the import local
+
+    split = "train" if train else "test"
+    files = _jpeg_files(folder, split)
+    listing = "\n".join(f"{p.relative_to(folder)}:{p.stat().st_size}" for p, _ in files)
+    digest = hashlib.sha256(listing.encode()).hexdigest()[:16]
+    target = io.cache_dir(cache) / "data" / f"cifar-10-jpeg-{split}-{digest}.pt"
+    if target.is_file():
+        x, y, _ = io.load_data(target)
+        return _to_unit(x), y
+    try:
+        images = _decode([p for p, _ in files])
+    except OSError as err:
+        raise ValueError(
+            f"could not decode the CIFAR-10 JPEG copy under {folder / split} ({err}): check the files against "
+            f"the digest in the data folder's README, or remove {folder} to use another copy"
+        ) from err
+    x, y = images, torch.tensor([label for _, label in files], dtype=torch.long)
+    io.save_data(target, x, y, {"source": str(folder / split), "copy": "jpeg", "files": len(files)})
+    return _to_unit(x), y
+
+
+def cifar10(train: bool = True, root=None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return CIFAR-10 as ``(x [N,3,32,32] float32 in [0,1], y [N] int64)``, from the copy
+    :func:`cifar10_copy` names (:func:`title` says which, for tables and figures).
+
+    The complete original goes through torchvision (checksummed, downloaded when missing and
+    ``download``). Offline without it, the complete JPEG copy ``<root>/cifar-10-jpeg/{train,test}/
+    <class>/NNNN.jpg`` (lossy, about quality 75) is decoded once into a cached uint8 tensor and read in
+    class-interleaved order (:func:`cifar10_jpeg_twins` matches it to the exact images). Failing both, a
+    shortened copy in the original pickle format, whose checksums torchvision rejects, is read directly
+    from ``<root>/cifar-10-batches-py`` or ``<root>/cifar-10-subset/cifar-10-batches-py``; check
+    ``len(y)`` for its size.
     """
     root = data_root(root)
-    try:
-        ds = torchvision.datasets.CIFAR10(root, train=train, download=False)
+    ds = _complete_original(root, train)
+    if ds is not None:
         return _cifar_tensors(ds)
-    except RuntimeError:
-        pass  # not there, or a shortened copy whose md5 differs: try the direct reader below
-    for folder in (root / "cifar-10-batches-py", root / "cifar-10-subset" / "cifar-10-batches-py"):
-        if (folder / "test_batch").is_file():
-            return _read_cifar_batches(folder, train)
+    folder = _jpeg_folder(root)
+    if folder is not None:
+        return _read_cifar_jpeg(folder, train)
+    folder = _subset_folder(root)
+    if folder is not None:
+        return _read_cifar_batches(folder, train)
     try:
         ds = torchvision.datasets.CIFAR10(root, train=train, download=download)
     except (RuntimeError, OSError) as err:
@@ -111,6 +228,30 @@ def cifar10(train: bool = True, root=None, download: bool = True) -> tuple[torch
             "CIFAR-10", root, f"{root}/cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}}", err
         ) from err
     return _cifar_tensors(ds)
+
+
+def cifar10_jpeg_twins(root=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return the exact CIFAR-10 test images of the shortened copy under ``root`` and their JPEG
+    copies, matched image by image: ``(x_exact [N,3,32,32], x_jpeg [N,3,32,32], y [N])``, float32 in
+    [0, 1], in CIFAR-10's own test order (N = 1,017 for the offline subset). Test image i of class c is
+    the JPEG file ``test/<c>/<k>.jpg`` where k counts the earlier test images of class c (the copy's
+    numbering). Raises :class:`DataMissingError` when either copy is missing."""
+    root = data_root(root)
+    subset, folder = _subset_folder(root), _jpeg_folder(root)
+    if subset is None or folder is None:
+        raise _missing(
+            "The exact CIFAR-10 test images and their JPEG copies",
+            root,
+            f"{root}/cifar-10-subset/cifar-10-batches-py/test_batch and {root}/{CIFAR10_JPEG_FOLDER}/test/<class>/",
+            FileNotFoundError("both copies are needed to compare them"),
+        )
+    x, y = _read_cifar_batches(subset, False)
+    seen = [0] * len(CIFAR10_CLASSES)
+    paths = []
+    for label in y.tolist():
+        paths.append(folder / "test" / CIFAR10_CLASSES[label] / f"{seen[label]:04d}.jpg")
+        seen[label] += 1
+    return x, _to_unit(_decode(paths)), y
 
 
 def restricted_imagenet_wnids() -> dict[str, int]:
@@ -237,16 +378,20 @@ def check_request(
     )
 
 
-@functools.lru_cache(maxsize=4)
 def split(dataset: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Return all of ``"mnist"``'s or ``"cifar10"``'s training (``train``) or test split, read once per
-    process (:func:`mnist`, :func:`cifar10`)."""
+    process and data root (:func:`mnist`, :func:`cifar10`)."""
     if dataset not in ("mnist", "cifar10"):
         raise ValueError(
             f"{dataset!r} is not held in memory: choose 'mnist' or 'cifar10' "
             "(Restricted ImageNet: restricted_imagenet())"
         )
-    return mnist(train) if dataset == "mnist" else cifar10(train)
+    return _split_under(dataset, train, str(data_root().resolve()))
+
+
+@functools.lru_cache(maxsize=4)
+def _split_under(dataset: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return mnist(train, root) if dataset == "mnist" else cifar10(train, root)
 
 
 def test_set(dataset: str, n: int | None = None, *, image_size: int = 224) -> tuple[torch.Tensor, torch.Tensor]:

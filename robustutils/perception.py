@@ -2,9 +2,10 @@
 
 Loss gradients with respect to the input, rendered as the paper does; large-eps (targeted)
 examples that follow them; linear interpolations between an image and such an example; and
-two numbers that put the "robust models see like people" claim to a test: how well gradient
-magnitude aligns with the image's edges, and how often another model agrees that a targeted
-large-eps image shows its target.
+numbers that put the "robust models see like people" claim to a test: how well gradient
+magnitude aligns with the image's edges, how closely the gradient of the predicted class's logit
+lines up with the image itself (Etmann et al. 2019's alignment, :func:`alignment`), and how often
+another model agrees that a targeted large-eps image shows its target.
 
 Chapter 4's studies run over a dict of models keyed by a short label (:func:`label` of a registry
 name) and return plain numbers, with a Markdown table for each. At the ``colab`` and ``full``
@@ -13,6 +14,7 @@ read from ``$ROBUSTUTILS_PUBLISHED`` when set) and the Restricted ImageNet sampl
 :func:`fetch_imagenet_sample` downloads where it is missing.
 """
 
+import math
 import os
 import re
 import shutil
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data, published
-from .attacks import pgd
+from .attacks import check_count, check_inputs, pgd
 from .data import RESTRICTED_IMAGENET_CLASSES
 from .evaluate import predict
 from .report import markdown_table
@@ -126,6 +128,98 @@ def edge_energy_share(grad: torch.Tensor, x: torch.Tensor, top: float = 0.2) -> 
     k = max(1, round(top * edges.shape[1]))  # exactly k pixels, even where many edges tie at 0
     on_edges = torch.zeros_like(edges).scatter_(1, edges.topk(k, dim=1).indices, 1.0)
     return (energy * on_edges).sum(1) / energy.sum(1).clamp_min(1e-30)
+
+
+def alignment(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    center=None,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Return, per image, how well the image and its saliency map line up: Etmann et al.'s
+    normalised alignment ``|<x - c, g>| / (||x - c|| ||g||)`` [N], in [0, 1], with ``g`` the gradient
+    of the logit of class ``y`` with respect to the input (its saliency map) and ``c`` = ``center``.
+
+    1 when the saliency map is a multiple of the (centred) image, 0 when it is orthogonal to it; a
+    cosine, so it is unchanged by scaling the logit, and, for a linear model, by scaling ``x - c``.
+    Where the centred image or the gradient is zero it is 0.
+
+    Source: Etmann, Lunz, Maass and Schönlieb, "On the Connection Between Adversarial Robustness and
+    Saliency Map Interpretability" (ICML 2019), section 2: the alignment
+    ``|<x, grad Psi_i*(x)>| / ||grad Psi_i*(x)||`` of an image with the gradient of the logit of its
+    predicted class ``i*``, which for a linear binary classifier without bias is the image's distance to
+    the decision boundary (their Lemma 1), so it grows with robustness. Dividing also by ``||x||``
+    makes images comparable, as the authors' released code does (``logit_correlations`` in
+    ``robust_model.py`` of cetmann/robustness-interpretability, there with the label's logit). Their
+    MNIST digits enter as they are, in [0, 1]; their ImageNet images less the per-channel mean of
+    the training set (``subtract_by='ImageNet'``): ``center`` is that mean.
+
+    Args:
+        model: a classifier of inputs in [0, 1] returning logits [N, classes]; run in eval mode,
+            its mode restored after.
+        x: images [N, C, H, W] in [0, 1] (pixel units), the dtype of the model's weights, on any
+            device (each batch is moved to the model's).
+        y: the class of the logit differentiated, int64 [N]; ``None`` (default) takes each image's
+            predicted class, the paper's ``i*``; the labels give the authors' code's variant.
+        center: ``None`` (no centring, as their MNIST) or C per-channel values in [0, 1] (pixel
+            units) subtracted from ``x`` first, e.g. the training set's mean (as their ImageNet).
+        batch_size: images per forward and backward pass.
+
+    Returns a float tensor [N] on the model's device. One host sync (the input check), none per batch.
+
+    Raises ``ValueError`` with the fix when ``x`` is not a float batch in [0, 1] the model reads
+    (:func:`robustutils.attacks.check_inputs`), ``y`` is not int64 [N] of class indices of the model,
+    ``center`` does not hold one value in [0, 1] per channel of ``x``, or ``batch_size`` is not a
+    whole number >= 1.
+    """
+    check_inputs(x, y, model=model)
+    check_count("batch_size", batch_size, " (images per forward and backward pass)")
+    device = next(model.parameters()).device
+    shift = _center(center, x).to(device, x.dtype)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(device)
+            with torch.enable_grad():
+                xb = xb.detach().requires_grad_(True)
+                logits = model(xb)
+                cls = logits.argmax(1) if y is None else y[start : start + batch_size].to(device)
+                (grad,) = torch.autograd.grad(logits.gather(1, cls.view(-1, 1)).sum(), xb)
+            v, g = (xb.detach() - shift).flatten(1), grad.flatten(1)
+            denom = v.norm(dim=1) * g.norm(dim=1)
+            cos = (v * g).sum(1).abs() / denom.clamp_min(torch.finfo(denom.dtype).tiny)
+            out.append(torch.where(denom > 0, cos.clamp(max=1.0), torch.zeros_like(cos)))
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def _center(center, x: torch.Tensor) -> torch.Tensor:
+    """``center`` as a tensor broadcastable against ``x`` [N, C, ...] (zeros for None), checked."""
+    if center is None:
+        return torch.zeros(())
+    try:
+        values = torch.as_tensor(center, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"center must be None or one value in [0, 1] per channel (pixel units); got {center!r}"
+        ) from err
+    channels = x.shape[1] if x.dim() > 1 else 1
+    if values.dim() > 1 or values.numel() != channels:
+        raise ValueError(
+            f"center must hold one value per channel of x ({channels}, the size of x's dimension 1); "
+            f"got shape {tuple(values.shape)}: pass e.g. the training set's per-channel mean"
+        )
+    if not ((values >= 0) & (values <= 1)).all():
+        raise ValueError(
+            f"center must lie in [0, 1] like the images (pixel units); got {values.tolist()}: "
+            "a mean in 0..255 is divided by 255"
+        )
+    return values.view(1, channels, *[1] * (x.dim() - 2))
 
 
 # --- The chapter's studies: models by name, each measure over a set of models, its table ----------
@@ -250,10 +344,10 @@ def min_lead(values: dict[str, float], standard: str = "standard") -> float:
     return min(v - values[standard] for v in _robust(values, standard).values())
 
 
-def separation(values: dict[str, float], standard: str = "standard") -> str:
+def separation(values: dict[str, float], standard: str = "standard", margin: float = 0.0) -> str:
     """Return the verdict on ``values`` (label -> measure): whether every, some or none of the other
-    models score above the standard one."""
-    above = [v > values[standard] for v in _robust(values, standard).values()]
+    models score more than ``margin`` (in the measure's units) above the standard one."""
+    above = [v > values[standard] + margin for v in _robust(values, standard).values()]
     return (
         "separates every robust model"
         if all(above)
@@ -321,6 +415,56 @@ def shares_table(shares: dict[str, list[float]], tops: list[float]) -> str:
     return table + "\n\nRanking at " + "; ".join(rankings) + "."
 
 
+def chance_alignment(dims: int) -> float:
+    """Return the mean :func:`alignment` [0, 1] of a gradient pointing in a direction drawn uniformly
+    at random with any fixed image of ``dims`` pixel values (784 for MNIST, 3,072 for CIFAR-10): the
+    mean absolute cosine ``Gamma(D/2) / (sqrt(pi) Gamma((D+1)/2))``, about ``sqrt(2 / (pi D))``, the
+    line of no alignment. Raises ``ValueError`` when ``dims`` is not a whole number >= 1."""
+    check_count("dims", dims, " (pixel values per image)")
+    return min(1.0, math.exp(math.lgamma(dims / 2) - math.lgamma((dims + 1) / 2)) / math.sqrt(math.pi))
+
+
+def image_alignments(
+    models: dict[str, torch.nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    center=None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Return ``{label: mean alignment}`` [0, 1]: each model's :func:`alignment` of the images ``x``
+    [N, C, H, W] in [0, 1] with the gradient of its logit of class ``y`` (``None``: the class it
+    predicts), less ``center`` (``None``, or C per-channel values in [0, 1]), averaged over the images."""
+    return {name: alignment(m, x, y, center=center, batch_size=batch_size).mean().item() for name, m in models.items()}
+
+
+def image_alignment_report(
+    values: dict[str, dict[str, float]], n: int, dims: dict[str, int], standard: str = "standard"
+) -> str:
+    """Return Markdown: a table of :func:`image_alignments`' means per dataset and model
+    (``values[dataset]``), each dataset led by the :func:`chance_alignment` of its ``dims[dataset]``
+    pixel values, then whether, on each dataset, the alignment ranks every other model above the
+    standard one; ``n`` is the number of test images per row."""
+    missing = sorted(set(values) - set(dims))
+    if missing:
+        raise KeyError(f"no number of pixel values for {missing}: give dims[dataset], e.g. x[0].numel()")
+    rows = []
+    for d, v in values.items():
+        rows.append({"data": d, "model": "a random direction", "alpha": chance_alignment(dims[d])})
+        rows += [{"data": d, "model": name, "alpha": a} for name, a in v.items()]
+    table = markdown_table(
+        rows, {"data": "dataset", "model": "gradient of", "alpha": "mean alignment α"}, {"alpha": ".3f"}
+    )
+    lines = [f"{n} test images per row."]
+    for d, v in values.items():
+        for name, a in _robust(v, standard).items():
+            ranks = "ranks" if a > v[standard] else "does NOT rank"
+            lines.append(
+                f"On {d} the alignment {ranks} the {name} model above the standard one ({a:.3f} vs {v[standard]:.3f})."
+            )
+    return table + "\n\n" + " ".join(lines)
+
+
 def judge_agreement(
     models: dict[str, torch.nn.Module],
     judges: dict[str, torch.nn.Module],
@@ -373,22 +517,36 @@ def agreement_at(rows: list[dict], eps: float, column: str) -> dict[str, float]:
     return found
 
 
-def summary_table(rows: dict[str, dict[str, float]], standard: str = "standard") -> str:
+def summary_table(
+    rows: dict[str, dict[str, float]], standard: str = "standard", margins: dict[str, float] | None = None
+) -> str:
     """Return Markdown: one row per measure (``rows[measure] = {label: value}``, higher = more like a
-    person's view): the standard model's value, the others' and the :func:`separation` verdict."""
+    person's view): the standard model's value, the others' and the :func:`separation` verdict with
+    the measure's margin (``margins[measure]``, default 0: the one the chapter's claim about it uses)."""
+    margins = margins or {}
+    unknown = set(margins) - set(rows)
+    if unknown:
+        raise KeyError(f"margins for measures not in rows: {sorted(unknown)}; the rows are {list(rows)}")
     table = [
         {
             "measure": measure,
             "standard": values[standard],
             "robust": " / ".join(f"{name} {v:.3f}" for name, v in _robust(values, standard).items()),
-            "verdict": separation(values, standard),
+            "margin": margins.get(measure, 0.0),
+            "verdict": separation(values, standard, margins.get(measure, 0.0)),
         }
         for measure, values in rows.items()
     ]
     return markdown_table(
         table,
-        {"measure": "measure", "standard": "standard model", "robust": "robust models", "verdict": "at this scale"},
-        {"standard": ".3f"},
+        {
+            "measure": "measure",
+            "standard": "standard model",
+            "robust": "robust models",
+            "margin": "lead needed",
+            "verdict": "at this scale",
+        },
+        {"standard": ".3f", "margin": "g"},
     )
 
 

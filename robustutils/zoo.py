@@ -78,6 +78,8 @@ def _hashed(rec: dict) -> dict:
     if isinstance(rec["train_data"], Construction):
         rec["train_data"] = rec["train_data"].as_dict()
     out = {name: value for name, value in rec.items() if name not in LATE_KEYS or value != LATE_KEYS[name]}
+    if rec["dataset"] == "cifar10" and data.cifar10_copy() == "jpeg":
+        out["data_copy"] = "jpeg"  # a model of the lossy copy is another model than one of the exact images
     if rec["train_data"] is not None:
         out["train_data"] = _hashed_spec(rec["train_data"])
     return out
@@ -267,12 +269,14 @@ def code_fingerprint() -> str:
 
 def fit_recorded(model: torch.nn.Module, rec: dict, train_data, callbacks: list) -> dict:
     """Train ``model`` by recipe dict ``rec`` on ``train_data`` (:func:`robustutils.train.fit`'s
-    ``data``) and return the metadata a cached model keeps: recipe, history, ``train_time_s``
+    ``data``) and return the metadata a cached model keeps: recipe, the dataset's title
+    (:func:`robustutils.data.title`, e.g. "CIFAR-10 (JPEG copy)"), history, ``train_time_s``
     (seconds), device, torch version and :func:`code_fingerprint`."""
     start = time.perf_counter()
     history = train.fit(model, train_data, **fit_settings(rec), callbacks=callbacks)
     return {
         "recipe": rec,
+        "data": data.title(rec["dataset"]),
         "history": history,
         "train_time_s": time.perf_counter() - start,
         "device": str(next(model.parameters()).device),

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from robustutils import data
 
@@ -56,7 +57,7 @@ def test_mnist_test_is_the_full_published_set(mnist_test, data_dir):
 
 @pytest.fixture(scope="module")
 def cifar_train(cifar_subset_dir):
-    return data.cifar10(train=True, root=cifar_subset_dir.parent, download=False)
+    return data.cifar10(train=True, root=cifar_subset_dir, download=False)
 
 
 def test_cifar10_subset_train(cifar_train, cifar_subset_dir):
@@ -72,7 +73,7 @@ def test_cifar10_subset_train(cifar_train, cifar_subset_dir):
 
 
 def test_cifar10_subset_test(cifar_subset_dir):
-    x, y = data.cifar10(train=False, root=cifar_subset_dir.parent, download=False)
+    x, y = data.cifar10(train=False, root=cifar_subset_dir, download=False)
     check_unit_images(x, y, (1_017, 3, 32, 32))
     with open(cifar_subset_dir / "cifar-10-batches-py" / "test_batch", "rb") as f:
         batch = pickle.load(f, encoding="latin1")
@@ -83,6 +84,102 @@ def test_cifar10_subset_test(cifar_subset_dir):
 def test_cifar10_reads_a_root_that_holds_the_batches_folder_itself(cifar_subset_dir):
     x, y = data.cifar10(train=False, root=cifar_subset_dir, download=False)
     assert len(y) == 1_017 and x.shape == (1_017, 3, 32, 32)
+
+
+# --- CIFAR-10 JPEG copy (all 60,000 images, lossy) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cifar_jpeg_dir(data_dir):
+    """``$ROBUSTUTILS_DATA/cifar-10-jpeg``; skip when it is absent."""
+    return _offline_jpeg(data_dir)
+
+
+def _offline_jpeg(data_dir):
+    folder = data_dir / data.CIFAR10_JPEG_FOLDER
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: these tests check the JPEG copy described in ../shared/data/README.md")
+    return folder
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTUTILS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _jpeg_root(tmp_path, jpeg_dir, subset_dir=None):
+    """A data root holding links to the JPEG copy (and the subset, when given)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / data.CIFAR10_JPEG_FOLDER).symlink_to(jpeg_dir)
+    if subset_dir is not None:
+        (root / "cifar-10-subset").symlink_to(subset_dir)
+    return root
+
+
+def test_the_jpeg_copy_is_all_of_cifar10_interleaved_class_by_class(cifar_jpeg_dir, private_cache, tmp_path):
+    root = _jpeg_root(tmp_path, cifar_jpeg_dir)
+    x, y = data.cifar10(train=False, root=root, download=False)
+    check_unit_images(x, y, (10_000, 3, 32, 32))
+    assert torch.bincount(y).tolist() == [1_000] * 10
+    assert y[:20].tolist() == list(range(10)) * 2  # the first n test images hold every class equally
+    # Image 13 is the second image of class 3 (cat), decoded here independently of the loader.
+    with Image.open(cifar_jpeg_dir / "test" / "cat" / "0001.jpg") as im:
+        direct = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+    assert torch.equal(torch.round(x[13] * 255).to(torch.uint8), direct)
+    cached = list((private_cache / "data").glob("cifar-10-jpeg-test-*.pt"))
+    assert len(cached) == 1  # decoded once; the next read comes from the cached uint8 tensor
+    again, y_again = data.cifar10(train=False, root=root, download=False)
+    assert torch.equal(again, x) and torch.equal(y_again, y)
+
+
+def test_the_jpeg_training_split_has_5000_images_of_each_class(cifar_jpeg_dir, private_cache, tmp_path):
+    x, y = data.cifar10(train=True, root=_jpeg_root(tmp_path, cifar_jpeg_dir), download=False)
+    assert x.shape == (50_000, 3, 32, 32) and torch.bincount(y).tolist() == [5_000] * 10
+
+
+def test_the_complete_jpeg_copy_is_preferred_to_the_shortened_one_and_says_so(
+    cifar_jpeg_dir, cifar_subset_dir, tmp_path
+):
+    both = _jpeg_root(tmp_path, cifar_jpeg_dir, cifar_subset_dir)
+    assert data.cifar10_copy(both) == "jpeg" and data.title("cifar10", both) == "CIFAR-10 (JPEG copy)"
+    assert data.cifar10_copy(cifar_subset_dir) == "subset"
+    assert data.title("cifar10", cifar_subset_dir) == "CIFAR-10 (shortened copy)"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert data.cifar10_copy(empty) == "download" and data.title("cifar10", empty) == "CIFAR-10"
+    assert data.title("mnist") == "MNIST"
+    with pytest.raises(ValueError, match="choose one of"):
+        data.title("cifar100")
+
+
+def test_the_jpeg_twins_are_the_subsets_exact_test_images_matched_one_to_one(
+    cifar_jpeg_dir, cifar_subset_dir, tmp_path
+):
+    exact, jpeg, y = data.cifar10_jpeg_twins(_jpeg_root(tmp_path, cifar_jpeg_dir, cifar_subset_dir))
+    assert exact.shape == jpeg.shape == (1_017, 3, 32, 32) and y.shape == (1_017,)
+    diff = (exact - jpeg).abs().mean(dim=(1, 2, 3))
+    # The README's measurement: 6.2/255 on average, about 10/255 at most for one image.
+    assert 4 / 255 < diff.mean() < 8 / 255 and diff.max() < 16 / 255
+    shifted = (exact - jpeg.roll(1, dims=0)).abs().mean(dim=(1, 2, 3))
+    assert (shifted > diff).float().mean() > 0.99  # each JPEG is its own exact image's copy, not a neighbour's
+
+
+def test_the_jpeg_twins_need_both_copies(cifar_subset_dir, tmp_path):
+    with pytest.raises(data.DataMissingError, match="both copies"):
+        data.cifar10_jpeg_twins(cifar_subset_dir)
+
+
+def test_a_damaged_jpeg_copy_is_an_error_that_says_what_to_do(tmp_path, private_cache):
+    root = tmp_path / "root"
+    for split in ("train", "test"):
+        for name in data.CIFAR10_CLASSES:
+            (root / data.CIFAR10_JPEG_FOLDER / split / name).mkdir(parents=True)
+            (root / data.CIFAR10_JPEG_FOLDER / split / name / "0000.jpg").write_bytes(b"not a jpeg")
+    assert data.cifar10_copy(root) == "jpeg"
+    with pytest.raises(ValueError, match="could not decode the CIFAR-10 JPEG copy"):
+        data.cifar10(train=False, root=root, download=False)
 
 
 # --- Restricted ImageNet -------------------------------------------------------------------

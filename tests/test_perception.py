@@ -136,7 +136,12 @@ def test_verdicts_compare_every_robust_model_with_the_standard_one():
     assert perception.separation({"standard": 0.5, "x": 0.5}) == "does NOT separate"
     assert perception.listing(values) == "standard model 0.500, ℓ∞ 0.3 model 0.800, ℓ2 2 model 0.560"
     table = perception.summary_table({"edges": values})
-    assert "| edges | 0.500 | ℓ∞ 0.3 0.800 / ℓ2 2 0.560 | separates every robust model |" in table
+    assert "| edges | 0.500 | ℓ∞ 0.3 0.800 / ℓ2 2 0.560 | 0 | separates every robust model |" in table
+    assert perception.separation(values, margin=0.1) == "separates some robust models"  # 0.06 is not a 0.1 lead
+    table = perception.summary_table({"edges": values}, margins={"edges": 0.1})
+    assert "| edges | 0.500 | ℓ∞ 0.3 0.800 / ℓ2 2 0.560 | 0.1 | separates some robust models |" in table
+    with pytest.raises(KeyError, match="margins for measures not in rows"):
+        perception.summary_table({"edges": values}, margins={"edge": 0.1})
     with pytest.raises(KeyError, match="standard="):
         perception.min_lead({"robust": 1.0})
 
@@ -203,3 +208,98 @@ def test_interpolation_figure_shows_both_ends_and_labels_each_row():
     plt.close(fig)
     with pytest.raises(ValueError, match="at least 2"):
         plots.interpolations(paths, shown=1)
+
+
+def _linear(rows: torch.Tensor) -> torch.nn.Module:
+    """A bias-free linear classifier of images shaped like ``rows[0]``: logit k is <rows[k], x>, so
+    its input gradient for class k is rows[k] wherever it is taken."""
+    layer = torch.nn.Linear(rows[0].numel(), len(rows), bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(rows.flatten(1))
+    return torch.nn.Sequential(torch.nn.Flatten(), layer)
+
+
+def test_alignment_is_one_for_a_gradient_equal_to_the_image_and_zero_for_an_orthogonal_one():
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    orthogonal = x[1] - (x[1] * x[0]).sum() / x[0].pow(2).sum() * x[0]  # Gram-Schmidt against x[0]
+    model = _linear(torch.stack([x[0], orthogonal]))
+    first = x[:1]
+    assert perception.alignment(model, first, torch.tensor([0])).item() == pytest.approx(1.0, abs=1e-6)
+    assert perception.alignment(model, first, torch.tensor([1])).item() == pytest.approx(0.0, abs=1e-6)
+    # a negative multiple of the image is as aligned as the image itself: the paper takes |<x, g>|
+    assert perception.alignment(_linear(-2 * x[:1]), first, torch.tensor([0])).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_alignment_centres_the_image_and_follows_the_predicted_class_by_default():
+    gen = torch.Generator().manual_seed(1)
+    c = torch.tensor([0.3, 0.5, 0.2])
+    x = (c.view(1, 3, 1, 1) + 0.1 * torch.randn(4, 3, 6, 6, generator=gen)).clamp(0, 1)
+    centred = x - c.view(1, 3, 1, 1)
+    noise = torch.randn(3, 6, 6, generator=gen)
+    model = _linear(torch.stack([centred[0], noise]))
+    aligned = perception.alignment(model, x[:1], torch.tensor([0]), center=c.tolist())
+    assert aligned.item() == pytest.approx(1.0, abs=1e-5)
+    assert perception.alignment(model, x[:1], torch.tensor([0])).item() < 0.9  # uncentred: another vector
+    predicted = evaluate.predict(model, x)
+    assert torch.equal(perception.alignment(model, x, center=c), perception.alignment(model, x, predicted, center=c))
+
+
+def test_alignment_does_not_change_when_the_logits_or_the_image_are_scaled():
+    gen = torch.Generator().manual_seed(2)
+    x, w = torch.rand(5, 1, 10, 10, generator=gen), torch.randn(3, 1, 10, 10, generator=gen)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    base = perception.alignment(_linear(w), x, y)
+    assert torch.allclose(perception.alignment(_linear(7.5 * w), x, y), base, atol=1e-6)
+    assert torch.allclose(perception.alignment(_linear(w), 0.25 * x, y), base, atol=1e-6)
+    assert ((base >= 0) & (base <= 1)).all() and base.shape == (5,)
+
+
+def test_alignment_of_a_network_is_the_same_in_any_batch_size_and_keeps_the_mode(make_tiny_model, mnist_eval):
+    model = make_tiny_model(0).train()
+    x, y = mnist_eval[0][:20], mnist_eval[1][:20]
+    whole, pieces = perception.alignment(model, x, y), perception.alignment(model, x, y, batch_size=7)
+    assert whole.shape == (20,) and torch.allclose(whole, pieces, atol=1e-6) and model.training
+    assert ((whole >= 0) & (whole <= 1)).all() and not x.requires_grad
+    means = perception.image_alignments({"a": model, "b": make_tiny_model(1)}, x, y)
+    assert list(means) == ["a", "b"] and means["a"] == pytest.approx(whole.mean().item(), abs=1e-6)
+
+
+def test_alignment_refuses_inputs_it_cannot_measure(make_tiny_model, mnist_eval):
+    model = make_tiny_model(0)
+    x, y = mnist_eval[0][:4], mnist_eval[1][:4]
+    with pytest.raises(ValueError, match="divide by 255"):
+        perception.alignment(model, x * 255, y)
+    with pytest.raises(ValueError, match="4 inputs but 3 labels"):
+        perception.alignment(model, x, y[:3])
+    with pytest.raises(ValueError, match="use y.long"):
+        perception.alignment(model, x, y.float())
+    with pytest.raises(ValueError, match="below the model's 10 classes"):
+        perception.alignment(model, x, torch.full((4,), 10))
+    with pytest.raises(ValueError, match="one value per channel"):
+        perception.alignment(model, x, y, center=[0.5, 0.5, 0.5])
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        perception.alignment(model, x, y, center=[128.0])
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        perception.alignment(model, x, y, batch_size=0)
+    with pytest.raises(ValueError, match="no examples"):
+        perception.alignment(model, x[:0], y[:0])
+
+
+def test_chance_alignment_is_the_mean_cosine_of_a_random_direction():
+    gen = torch.Generator().manual_seed(3)
+    directions = torch.randn(20_000, 784, generator=gen)
+    sampled = (directions[:, 0].abs() / directions.norm(dim=1)).mean().item()
+    assert perception.chance_alignment(784) == pytest.approx(sampled, rel=0.02)
+    assert perception.chance_alignment(1) == 1.0 and perception.chance_alignment(2) == pytest.approx(2 / torch.pi)
+    with pytest.raises(ValueError, match="dims"):
+        perception.chance_alignment(0)
+
+
+def test_image_alignment_report_leads_each_dataset_with_the_random_line_and_ranks_the_models():
+    values = {"MNIST": {"standard": 0.10, "ℓ2 2": 0.40}, "CIFAR-10": {"standard": 0.20, "ℓ∞ 8/255": 0.15}}
+    text = perception.image_alignment_report(values, n=50, dims={"MNIST": 784, "CIFAR-10": 3072})
+    assert "| MNIST | a random direction | 0.029 |" in text and "| CIFAR-10 | a random direction | 0.014 |" in text
+    assert "On MNIST the alignment ranks the ℓ2 2 model" in text
+    assert "On CIFAR-10 the alignment does NOT rank the ℓ∞ 8/255 model" in text and text.startswith("| dataset")
+    with pytest.raises(KeyError, match="dims"):
+        perception.image_alignment_report(values, n=50, dims={"MNIST": 784})

@@ -23,7 +23,8 @@ def _keys(profile):
 
 
 @pytest.mark.parametrize("profile", [p for p in KEYS_BEFORE if not p.startswith("_")])
-def test_every_entry_has_the_key_the_chapters_used_before_the_registry(profile):
+def test_every_entry_has_the_key_the_chapters_used_before_the_registry(profile, cifar_subset_dir, monkeypatch):
+    monkeypatch.setenv("ROBUSTUTILS_DATA", str(cifar_subset_dir))  # the keys were logged with the exact copy
     models, datasets = _keys(profile)
     assert models == set(KEYS_BEFORE[profile]["models"]), "a model would be retrained, or one is missing"
     assert datasets == set(KEYS_BEFORE[profile]["datasets"])

@@ -5,7 +5,7 @@ end to end, on models trained at each test profile, when `make test` executes ch
 import matplotlib
 import pytest
 
-from robustutils import registry, tradeoff
+from robustutils import data, registry, tradeoff
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -92,7 +92,7 @@ def test_rows_list_every_model_then_the_standard_model_at_each_largest_eps():
     assert table[0] == "| model | attack | clean | PGD-40 | + APGD-CE | + APGD-T = worst case | PGD − worst (pp) |"
     assert table[3] == "| cifar10/linf-8/255 | ℓ∞ ε 8/255 | 38.0% | 24.0% | 22.5% | 21.0% | 3.0 |"
     verdicts = tradeoff.verdict_table(by_panel, {"cifar10": 0.03})
-    assert "| CIFAR-10 ℓ∞ | 57.0 → 38.0 | yes | 8/255 | 19.0% | +19.0% |" in verdicts
+    assert f"| {data.title('cifar10')} ℓ∞ | 57.0 → 38.0 | yes | 8/255 | 19.0% | +19.0% |" in verdicts
 
 
 def test_the_figure_shows_each_panels_cost_on_its_own_scale():
@@ -102,7 +102,7 @@ def test_the_figure_shows_each_panels_cost_on_its_own_scale():
     }
     fig = tradeoff.figure(by_panel)
     top_mnist, top_cifar, bottom_mnist, _ = fig.axes
-    assert (top_mnist.get_title(), top_cifar.get_title()) == ("MNIST ℓ∞", "CIFAR-10 ℓ2")
+    assert (top_mnist.get_title(), top_cifar.get_title()) == ("MNIST ℓ∞", f"{data.title('cifar10')} ℓ2")
     low, high = top_mnist.get_ylim()
     assert 0.9 < low < 0.970 and 0.992 < high <= 1.0, "MNIST's 2-point cost fills its panel"
     assert bottom_mnist.get_ylim() == (-0.02, 1.02)
