@@ -165,8 +165,12 @@ _CONSTRUCT_EVAL = {
 # robust ResNet-50 and the standard WideResNet-28-10, about 26 TFLOP: colab's 200 images are about
 # 5 PFLOP, 15 to 45 minutes on a T4 (see above).
 def _constructed(profile: str) -> dict:
+    ev = copy.deepcopy(_CONSTRUCT_EVAL)
+    # ci builds CIFAR-10's datasets from 4,000 images through small CNNs, far from the paper's scale:
+    # the chapter reports what they show (with the numbers) but does not stop on it.
+    ev["cifar10"]["asserted"] = profile != "ci"
     out = {
-        "eval": copy.deepcopy(_CONSTRUCT_EVAL),
+        "eval": ev,
         "n_measure": {"smoke": 100, "ci": 1_000, "colab": 5_000, "full": 10_000}[profile],  # clean accuracy, transfer
         "assert_claims": profile != "smoke",
     }
@@ -286,6 +290,7 @@ KEPT_SETTINGS = (
     "constructed",
     "published",
     "attacks",  # which of AutoAttack's attacks run (colab and full: the standard four)
+    "asserted",  # whether a chapter's study stops on a failed claim (ci's CIFAR-10 constructions do not)
 )
 #: The derived profiles and the profile each one follows.
 DERIVED_FROM = {"colab-smoke": "colab", "full-smoke": "full"}

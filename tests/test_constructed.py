@@ -155,7 +155,8 @@ def test_the_profiles_constructions_are_valid():
                 rec = registry.recipe(on_det, name)
                 models.build(rec.arch, **rec.arch_kwargs)
                 assert rec.train_data == s.specs[f"{d}/D_det"] and registry.recipe(on_real, name).train_data is None
-    assert registry.constructed_datasets("ci") == ["mnist"]
+    assert registry.constructed_datasets("ci") == ["mnist", "cifar10"]
+    assert registry.transfer_archs("cifar10", "ci") == [] and registry.transfer_archs("mnist", "ci")
 
 
 # --- The chapter's study: names, rows, verdicts and tables --------------------------------------
@@ -174,7 +175,7 @@ def test_the_study_names_the_registry_entries_of_the_chapter():
     assert "mnist/standard-on-D_det" not in s.robust_models, "the relabelled sets' models are not attacked"
     assert constructed.study("cifar10", "smoke").sources == ["cifar10/standard", "cifar10/l2-0.5"]
     with pytest.raises(ValueError, match="builds no constructed datasets"):
-        constructed.study("cifar10", "ci")
+        constructed.study("cifar10", "colab")
 
 
 def test_the_real_images_are_those_the_constructions_and_D_start_from(data_dir):
@@ -226,6 +227,10 @@ def test_inversion_and_relabel_rows_measure_what_their_tables_say(mnist_model, d
         "ch05-mnist-dnr-noisier",
     ]
     assert checks[0]["held"] == all(r["after"] < 0.5 * r["before"] for r in rows)
+    assert rows[0]["judge_real"] == rows[1]["judge_real"] == target_rate(mnist_model, x, y)
+    assert checks[1]["held"] == (rows[0]["judge"] >= 0.8 * rows[0]["judge_real"])
+    assert checks[2]["held"] == (rows[0]["judge"] > rows[1]["judge"])
+    assert f"(real images: {rows[0]['judge_real']:.1%})" in checks[1]["measured"]
     (row,) = constructed.relabel_rows(s, nets, sets, x, y, built)
     assert row["set"] == "D_det" and row["eps"] == 2.0 and row["changed"] == 1.0 and row["max"] <= 2.0 + 1e-4
     assert row["source"] == target_rate(mnist_model, sets["m/D_det"][0], (y + 1) % 10)
@@ -353,3 +358,17 @@ def test_record_prints_and_records_and_stops_at_a_failed_check(capsys):
     assert capsys.readouterr().out.startswith("one\ntwo\n") and page.records["k1"]["held"]
     with pytest.raises(AssertionError, match="k2"):
         constructed.record(page, {"checks": [{"key": "k2", "text": "bad", "measured": "0", "held": False}]})
+
+
+def test_a_study_that_is_not_asserted_reports_its_claims_and_checks_without_stopping():
+    page = report.Chapter(5, "ci", checked=True)
+    verdict = {
+        "claims": [{"key": "k1", "text": "t", "paper": "p", "measured": "m", "held": False}],
+        "checks": [{"key": "k2", "text": "t", "measured": "m", "held": False}],
+    }
+    ci = constructed.study("cifar10", "ci")
+    assert not ci.asserted and constructed.study("mnist", "ci").asserted
+    constructed.record(page, verdict, ci)  # does not raise
+    assert [page.records[k]["checked"] for k in ("k1", "k2")] == [False, False]
+    with pytest.raises(AssertionError, match="did not hold"):
+        constructed.record(page, verdict, constructed.study("mnist", "ci"))

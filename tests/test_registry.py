@@ -63,10 +63,7 @@ def test_names_follow_the_fields_terms():
     assert registry.recipe("mnist/linf-0.3", "ci").attack["eps"] == 0.3
     assert registry.construction("mnist/D_R(l2-2)", "ci").label == "D_R"
     assert registry.names("ci", "restricted_imagenet/*") == [] and registry.names("full", "restricted_imagenet/*")
-    assert registry.constructed_datasets("ci") == ["mnist"] and registry.constructed_datasets("full") == [
-        "mnist",
-        "cifar10",
-    ]
+    assert registry.constructed_datasets("ci") == registry.constructed_datasets("full") == ["mnist", "cifar10"]
 
 
 def test_unknown_names_and_wrong_kinds_say_what_to_do():
