@@ -238,7 +238,7 @@ class Study:
 
     @property
     def title(self) -> str:
-        """The dataset as the text names it: ``"MNIST"``, ``"CIFAR-10 (JPEG copy)"``
+        """The dataset's name in the text, e.g. ``"MNIST"`` or ``"CIFAR-10 (JPEG copy)"``
         (:func:`robustutils.data.title`)."""
         return data.title(self.dataset)
 
