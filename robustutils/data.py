@@ -212,15 +212,14 @@ def cifar10(train: bool = True, root=None, download: bool = True) -> tuple[torch
     ``len(y)`` for its size.
     """
     root = data_root(root)
-    ds = _complete_original(root, train)
+    copy = cifar10_copy(root)
+    ds = _complete_original(root, train) if copy == "original" else None
     if ds is not None:
         return _cifar_tensors(ds)
-    folder = _jpeg_folder(root)
-    if folder is not None:
-        return _read_cifar_jpeg(folder, train)
-    folder = _subset_folder(root)
-    if folder is not None:
-        return _read_cifar_batches(folder, train)
+    if copy == "jpeg":
+        return _read_cifar_jpeg(_jpeg_folder(root), train)
+    if copy == "subset":
+        return _read_cifar_batches(_subset_folder(root), train)
     try:
         ds = torchvision.datasets.CIFAR10(root, train=train, download=download)
     except (RuntimeError, OSError) as err:

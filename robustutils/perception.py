@@ -379,16 +379,22 @@ def alignment_report(alignment: dict[str, dict], n: int, standard: str = "standa
         },
         {"share": ".3f", "pearson": ".3f"},
     )
-    lines = [f"{n} test images per row."]
-    for d, a in alignment.items():
-        pearson = a["pearson"]
-        for name, v in _robust(pearson, standard).items():
-            ranks = "ranks" if v > pearson[standard] else "does NOT rank"
-            lines.append(
-                f"On {d} the Pearson correlation {ranks} the {name} model above the standard one "
-                f"({v:.3f} vs {pearson[standard]:.3f})."
-            )
+    pearson = {d: a["pearson"] for d, a in alignment.items()}
+    lines = [f"{n} test images per row.", *_ranking(pearson, "the Pearson correlation", standard)]
     return table + "\n\n" + " ".join(lines)
+
+
+def _ranking(values: dict[str, dict[str, float]], measure: str, standard: str) -> list[str]:
+    """One sentence per dataset and model of ``values[dataset][label]``: whether ``measure`` ranks
+    the model above the ``standard`` one there."""
+    lines = []
+    for d, v in values.items():
+        for name, a in _robust(v, standard).items():
+            ranks = "ranks" if a > v[standard] else "does NOT rank"
+            lines.append(
+                f"On {d} {measure} {ranks} the {name} model above the standard one ({a:.3f} vs {v[standard]:.3f})."
+            )
+    return lines
 
 
 def edge_shares(
@@ -455,13 +461,7 @@ def image_alignment_report(
     table = markdown_table(
         rows, {"data": "dataset", "model": "gradient of", "alpha": "mean alignment α"}, {"alpha": ".3f"}
     )
-    lines = [f"{n} test images per row."]
-    for d, v in values.items():
-        for name, a in _robust(v, standard).items():
-            ranks = "ranks" if a > v[standard] else "does NOT rank"
-            lines.append(
-                f"On {d} the alignment {ranks} the {name} model above the standard one ({a:.3f} vs {v[standard]:.3f})."
-            )
+    lines = [f"{n} test images per row.", *_ranking(values, "the alignment", standard)]
     return table + "\n\n" + " ".join(lines)
 
 
