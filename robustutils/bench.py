@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import attacks, data, evaluate, independent, models, train
+from . import attacks, data, evaluate, independent, models, registry, train
 from .runtime import pick_device, set_seed
 
 RECORDS = Path(__file__).resolve().parent.parent / "book" / "perf"
@@ -260,38 +260,30 @@ def _p1_line(row: dict) -> str:
 
 # --- P3: time to robustness --------------------------------------------------------------------
 
-# The fastest MNIST l_inf 0.3 recipe found for a 2-core CPU: PGD-5 training with an eps ramp over
-# the first 30% of steps and a one-cycle Adam schedule, bf16 autocast and channels_last weights,
-# Madry et al.'s channel widths with 3x3 kernels and a 256-unit layer. The GPU recipe keeps Madry
-# et al.'s full network with larger batches; its time is what a cuda record of `make bench` shows.
-#: The P3 recipe per device type, ``"cpu"`` or ``"cuda"``. It holds :func:`robustutils.models.mnist_cnn`'s
-#: ``channels``, ``hidden`` and ``kernel``, then epochs, batch size, peak learning rate, PGD steps,
-#: the eps ramp (a fraction of all steps), bf16 autocast and channels_last weights.
+#: The P3 recipe per device type, ``"cpu"`` or ``"cuda"``: chapter 2's headline model
+#: (:data:`robustutils.registry.HEADLINE`) at ``ci`` and at ``colab``, the fastest MNIST l_inf 0.3
+#: recipes found (PGD-5 training with an eps ramp over the first 30% of steps and a one-cycle Adam
+#: schedule, bf16 autocast and channels_last weights). It holds
+#: :func:`robustutils.models.mnist_cnn`'s ``channels``, ``hidden`` and ``kernel``, then epochs, batch
+#: size, peak learning rate, PGD steps, the eps ramp (a fraction of all steps), bf16 autocast and
+#: channels_last weights.
 P3_RECIPES = {
-    "cpu": {
-        "channels": (32, 64),
-        "hidden": 256,
-        "kernel": 3,
-        "epochs": 12,
-        "batch_size": 256,
-        "lr": 2e-3,
-        "steps": 5,
-        "eps_ramp": 0.3,
-        "amp": True,
-        "channels_last": True,
-    },
-    "cuda": {
-        "channels": (32, 64),
-        "hidden": 1024,
-        "kernel": 5,
-        "epochs": 12,
-        "batch_size": 512,
-        "lr": 3e-3,
-        "steps": 5,
-        "eps_ramp": 0.3,
-        "amp": True,
-        "channels_last": True,
-    },
+    device: {
+        "channels": tuple(rec.arch_kwargs["channels"]),
+        "hidden": rec.arch_kwargs["hidden"],
+        "kernel": rec.arch_kwargs["kernel"],
+        "epochs": rec.epochs,
+        "batch_size": rec.batch_size,
+        "lr": rec.lr,
+        "steps": rec.attack["steps"],
+        "eps_ramp": rec.eps_ramp,
+        "amp": rec.amp,
+        "channels_last": rec.channels_last,
+    }
+    for device, rec in (
+        ("cpu", registry.recipe(registry.HEADLINE, "ci")),
+        ("cuda", registry.recipe(registry.HEADLINE, "colab")),
+    )
 }
 
 
@@ -722,7 +714,24 @@ def gpu_note(index: dict[tuple[str, str], dict]) -> str:
     )
 
 
-BENCHMARKS = {"p1": p1, "p3": p3, "scaling": scaling}
+# --- chapter 2's headline model --------------------------------------------------------------
+
+
+def headline(device: torch.device, quick: bool = False) -> dict:
+    """Measure chapter 2's headline model (:func:`robustutils.checks.measure_headline`) at the profile
+    whose record the book reads (``ci`` on a CPU, ``colab`` on a GPU; ``smoke`` when ``quick``), from
+    the model cache when it is there; return its record."""
+    from . import checks  # checks reads this module's records: import it only here
+
+    profile = "smoke" if quick else ("ci" if device.type == "cpu" else "colab")
+    start = time.perf_counter()
+    result = checks.measure_headline(profile, device=device)
+    result["seconds"] = time.perf_counter() - start
+    print(checks.headline_table(result), flush=True)
+    return {"benchmark": "headline", **result}
+
+
+BENCHMARKS = {"p1": p1, "p3": p3, "scaling": scaling, "headline": headline}
 
 
 def main(argv=None) -> None:

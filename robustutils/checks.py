@@ -181,6 +181,198 @@ def ramp_helps(ramped: list[dict], flat: list[dict]) -> dict:
     )
 
 
+# --- Madry et al.'s result, reproduced ---------------------------------------------------------
+
+#: Madry et al.'s (2018, Table 1) MNIST ℓ∞ ε = 0.3 model, as fractions: clean accuracy, PGD-40 (one
+#: restart) and their strongest white-box attack, PGD-100 with 20 restarts; then their released model's
+#: clean and worst-case accuracy under AutoAttack's standard version (Croce & Hein 2020, the MNIST table
+#: of fra31/auto-attack's README).
+MADRY_MNIST = {"clean": 0.988, "pgd-40": 0.932, "strongest": 0.893, "aa_clean": 0.9853, "aa_worst": 0.8850}
+
+
+def _interval(p: float, n: int) -> float:
+    """Half the width of the 95% normal-approximation interval of a fraction ``p`` of ``n`` examples."""
+    return 1.96 * (p * (1 - p) / n) ** 0.5
+
+
+def headline(profile: str, *, device=None, records=None) -> dict:
+    """Return chapter 2's headline result at ``profile``: measured now (:func:`measure_headline`), or,
+    where the profile's ``headline_from`` is ``"record"`` (``ci``: training the model and running
+    AutoAttack take longer than the book's CPU budget leaves), read from the ``make bench`` record
+    ``book/perf/headline-cpu.json`` (:func:`robustutils.bench.headline`; ``records``: another folder of
+    records), which holds the same dict plus ``machine`` (where and when it was measured).
+
+    Raises ``FileNotFoundError`` when the record is missing and ``ValueError`` when it was measured
+    for another recipe, profile or number of digits than the profile's now (rerun ``make bench
+    BENCH=headline``)."""
+    if profiles.config(profile, "advtrain")["headline_from"] != "record":
+        return measure_headline(profile, device=device)
+    from . import bench  # bench measures through this module: import it only here
+
+    folder = bench.RECORDS if records is None else records
+    record = bench.record_index(folder).get(("headline", "cpu"))
+    if record is None:
+        raise FileNotFoundError(
+            f"no headline record in {folder}: run `make bench BENCH=headline` on a CPU (it trains "
+            f"{registry.HEADLINE} and runs AutoAttack, about half an hour on 2 cores)"
+        )
+    cfg = profiles.config(profile, "advtrain")
+    expected = {
+        "profile": profile,
+        "model_key": zoo.key(registry.recipe(registry.HEADLINE, profile)),
+        "n_pgd": cfg["headline_n_pgd"],
+        "n_autoattack": cfg["headline_n_autoattack"],
+    }
+    stale = {k: (record.get(k), v) for k, v in expected.items() if record.get(k) != v}
+    if stale:
+        raise ValueError(
+            f"the headline record in {folder} was measured for another setting (recorded, now: {stale}): "
+            "rerun `make bench BENCH=headline`"
+        )
+    return record
+
+
+def measure_headline(profile: str, *, device=None) -> dict:
+    """Evaluate chapter 2's headline model (:data:`robustutils.registry.HEADLINE`, Madry et al.'s
+    2018 MNIST ℓ∞ 0.3 setting) as far as the profile affords AutoAttack, training it when it is not
+    in the cache.
+
+    Our PGD (the profile's evaluation PGD) runs on the first ``headline_n_pgd`` test digits (all
+    10,000 on ``ci``); the profile's whole suite (that PGD, then AutoAttack's attacks on the digits it
+    left robust) on the first ``headline_n_autoattack`` of them. The worst case on all the PGD digits
+    is estimated as PGD's accuracy there less the points AutoAttack took beyond PGD on the subset.
+
+    Returns a dict: ``name``, ``profile``, ``model_key`` (:func:`robustutils.zoo.key` of its
+    recipe), ``eps``, ``pgd_name``, ``n_pgd``, ``clean`` and ``pgd`` (fractions on
+    the ``n_pgd`` digits), ``n_autoattack``, ``subset`` (the suite's result on the subset,
+    :func:`robustutils.zoo.robustness`), ``worst`` (its worst case), ``worst_ci`` (half the 95%
+    interval of ``worst``), ``estimate`` (the estimated worst case on the ``n_pgd`` digits),
+    ``train_s`` (seconds the model trained), ``device`` (where it trained), ``autoattack_s``
+    (AutoAttack's seconds on the subset, ``None`` for a result cached before seconds were recorded)
+    and ``autoattack_digits`` (the digits it attacked there), ``flags`` (AutoAttack's sanity-check
+    warnings) and ``history`` (the model's training history). Raises ``ValueError`` when a size
+    exceeds the 10,000 test digits."""
+    cfg = profiles.config(profile, "advtrain")
+    suite = profiles.config(profile, "eval")["suite"]
+    eps, n_pgd, n_aa = registry.HEADLINE_EPS, cfg["headline_n_pgd"], cfg["headline_n_autoattack"]
+    if n_aa > n_pgd:
+        raise ValueError(f"headline_n_autoattack ({n_aa}) is a subset of headline_n_pgd ({n_pgd}): give at most that")
+    pgd_name = independent.pgd_key(suite["pgd_steps"], suite["pgd_restarts"])
+    every = zoo.eval_attacks(profile, "linf", eps)
+    _, meta = zoo.get(registry.HEADLINE, profile, device=device)
+    on_all = zoo.robustness(
+        registry.HEADLINE, profile, attacks_by_name={pgd_name: every[pgd_name]}, n_test=n_pgd, device=device
+    )
+    subset = zoo.robustness(registry.HEADLINE, profile, attacks_by_name=every, n_test=n_aa, device=device)
+    pgd, worst = on_all["robust_acc"][pgd_name], subset["worst_acc"]
+    later = [name for name in subset["robust_acc"] if name != pgd_name]
+    seconds = subset.get("seconds")
+    return {
+        "name": registry.HEADLINE,
+        "profile": profile,
+        "model_key": zoo.key(registry.recipe(registry.HEADLINE, profile)),
+        "eps": eps,
+        "pgd_name": pgd_name,
+        "n_pgd": on_all["n"],
+        "clean": on_all["clean_acc"],
+        "pgd": pgd,
+        "n_autoattack": subset["n"],
+        "subset": subset,
+        "worst": worst,
+        "worst_ci": _interval(worst, subset["n"]),
+        "estimate": pgd - (subset["robust_acc"][pgd_name] - worst),
+        "train_s": meta["train_time_s"],
+        "device": meta["device"],
+        "autoattack_s": None if seconds is None else sum(seconds[name] for name in later),
+        "autoattack_digits": subset.get("attacked", {}).get(later[0]) if later else 0,
+        "flags": list(dict.fromkeys(on_all["flags"] + subset["flags"])),
+        "history": meta["history"],
+    }
+
+
+def headline_verdict(result: dict, *, min_clean: float, min_worst: float) -> dict:
+    """Return the verdict on :func:`headline`'s ``result``: at least ``min_clean`` clean accuracy on
+    the PGD digits, and at least ``min_worst`` both as the worst case on the AutoAttack subset and as
+    the estimate of the worst case on all the PGD digits (fractions)."""
+    measured = (
+        f"{result['clean']:.1%} clean and {result['pgd']:.1%} under {result['pgd_name'].upper()} on "
+        f"{result['n_pgd']:,} digits; worst case {result['worst']:.1%} ± {result['worst_ci']:.1%} on the first "
+        f"{result['n_autoattack']:,}, about {result['estimate']:.1%} on all {result['n_pgd']:,}"
+    )
+    if result.get("machine"):
+        measured += f" (make bench record of {result['machine']['date']})"
+    held = result["clean"] >= min_clean and min(result["worst"], result["estimate"]) >= min_worst
+    return _verdict(measured, held)
+
+
+def headline_table(result: dict) -> str:
+    """Return the Markdown table of :func:`headline` beside Madry et al.'s Table 1 (:data:`MADRY_MNIST`)."""
+    pgd, n_aa = result["pgd_name"].upper(), result["n_autoattack"]
+    subset = result["subset"]
+    columns = {"what": "model", "n": "test digits", "clean": "clean", "pgd": pgd, "worst": "worst case"}
+    rows = [
+        {
+            "what": "Madry et al. 2018, Table 1",
+            "n": "10,000",
+            "clean": MADRY_MNIST["clean"],
+            "pgd": MADRY_MNIST["pgd-40"],
+            "worst": f"{MADRY_MNIST['strongest']:.1%} (PGD-100, 20 restarts)",
+        },
+        {
+            "what": "their released model, AutoAttack (Croce & Hein 2020)",
+            "n": "10,000",
+            "clean": f"{MADRY_MNIST['aa_clean']:.2%}",
+            "worst": f"{MADRY_MNIST['aa_worst']:.2%} (standard version)",
+        },
+        {
+            "what": f"this book, all {result['n_pgd']:,} digits",
+            "n": f"{result['n_pgd']:,}",
+            "clean": result["clean"],
+            "pgd": result["pgd"],
+            "worst": f"about {result['estimate']:.1%} (estimated from the subset below)",
+        },
+        {
+            "what": f"this book, the first {n_aa:,} (AutoAttack)",
+            "n": f"{n_aa:,}",
+            "clean": subset["clean_acc"],
+            "pgd": subset["robust_acc"][result["pgd_name"]],
+            "worst": f"{result['worst']:.1%} ± {result['worst_ci']:.1%}",
+        },
+    ]
+    return report.markdown_table(rows, columns, {"clean": ".1%", "pgd": ".1%"})
+
+
+def headline_report(result: dict, suite: dict) -> str:
+    """Return the lines under :func:`headline_table`: what AutoAttack ran
+    (:func:`robustutils.report.autoattack_note`), its sanity-check flags, how long the model trained
+    and what AutoAttack on every digit PGD left robust would cost at the rate measured on the subset
+    (``suite``: the profile's evaluation suite)."""
+    flagged = {"model": "the headline model", "threat": threat("linf", result["eps"]), "flags": result["flags"]}
+    lines = [report.autoattack_note(suite, "digits"), report.flag_report([flagged]), _headline_cost(result, suite)]
+    return "\n".join(lines)
+
+
+def _headline_cost(result: dict, suite: dict) -> str:
+    aa = independent.describe(suite["autoattack"])
+    where = result.get("machine")
+    trained = f"The model trained in {result['train_s']:.0f} s ({result['device']})."
+    if where:
+        trained = (
+            f"Measured by `make bench` (book/perf/headline-cpu.json) on {where['date']}, commit {where['commit']}, "
+            f"{where['cpu_cores']} cores of an {where['cpu']}, torch {where['torch']}, not by this build: {trained}"
+        )
+    if result["autoattack_s"] is None or not result["autoattack_digits"]:
+        return trained
+    per_digit = result["autoattack_s"] / result["autoattack_digits"]
+    left = result["pgd"] * result["n_pgd"]
+    return (
+        f"{trained} {aa} took {result['autoattack_s']:.0f} s for the {result['autoattack_digits']:,} digits "
+        f"{result['pgd_name'].upper()} left robust among the first {result['n_autoattack']:,}, "
+        f"{per_digit:.2f} s a digit: the {left:,.0f} it left robust among all {result['n_pgd']:,} would take "
+        f"about {per_digit * left / 60:.0f} minutes here."
+    )
+
+
 # --- Carlini et al. section 4: an independent attack ------------------------------------------
 
 

@@ -9,6 +9,7 @@ classes; ``batch_size`` must be an integer >= 1.
 """
 
 import numbers
+import time
 
 import torch
 
@@ -235,9 +236,11 @@ def cascade(
 ) -> dict:
     """Run ``attacks`` in order, each only on the examples that survived every earlier one.
 
-    Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "attacks": {name: settings}}``:
-    the first attack's accuracy is its own; each later one is the worst case over it and all
-    before it (AutoAttack's order of work), so the last is the per-example minimum over all.
+    Returns ``{"n", "clean_acc", "robust_acc": {name: fraction}, "attacks": {name: settings},
+    "attacked": {name: examples}, "seconds": {name: wall-clock seconds}}``: the first attack's
+    accuracy is its own; each later one is the worst case over it and all before it (AutoAttack's
+    order of work), so the last is the per-example minimum over all. ``attacked`` counts the
+    examples each attack ran on (those still robust when its turn came).
     Every attack sees about ``batch_size`` inputs at once (its restarts included). ``x`` [N, ...]
     in [0, 1], ``y`` [N] integer class indices; ``ValueError`` as :func:`evaluate`.
     """
@@ -245,18 +248,22 @@ def cascade(
     _check_batch_size(batch_size)
     device = _model_device(model)
     alive = _predict(model, x, batch_size).cpu() == y.cpu()
-    clean, robust = alive.sum().item() / len(y), {}
+    clean, robust, attacked, seconds = alive.sum().item() / len(y), {}, {}, {}
     for name, attack in progress_bar(attacks.items(), "attacks", total=len(attacks)) if progress else attacks.items():
         chunk = max(1, batch_size // _restarts(attack))
         index = alive.nonzero().flatten()
+        start_time = time.perf_counter()
         for start in range(0, len(index), chunk):
             part = index[start : start + chunk]
             xb, yb = x[part].to(device), y[part].to(device)
             alive[part] = (_predict(model, attack(model, xb, yb), batch_size) == yb).cpu()
         robust[name] = alive.sum().item() / len(y)
+        attacked[name], seconds[name] = len(index), time.perf_counter() - start_time
     return {
         "n": len(y),
         "clean_acc": clean,
         "robust_acc": robust,
         "attacks": {k: _settings(a) for k, a in attacks.items()},
+        "attacked": attacked,
+        "seconds": seconds,
     }

@@ -99,7 +99,10 @@ def run(config_path) -> list[dict]:
         model = zoo.initial_model(rec).to(device)
         callbacks = [*zoo.fit_callbacks(rec, settings["progress"]), train.Checkpoint(out / CHECKPOINT)]
         history = train.fit(
-            model, zoo.dataset(rec, device=device), **zoo.fit_settings(rec), amp=settings["amp"], callbacks=callbacks
+            model,
+            zoo.dataset(rec, device=device),
+            **{**zoo.fit_settings(rec), "amp": settings["amp"] or rec["amp"]},
+            callbacks=callbacks,
         )
         if group.is_main:
             meta = {

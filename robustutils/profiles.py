@@ -95,6 +95,14 @@ def _advtrain(profile: str) -> dict:
             "full": [1, 5, 10, 40, 100, 200],
         }[profile],
         "strength_restarts": {"smoke": [1, 2], "ci": [1, 5], "colab": [1, 5, 10], "full": [1, 5, 20]}[profile],
+        # The headline model (robustutils.registry.HEADLINE): our PGD on the first headline_n_pgd test
+        # digits, AutoAttack after it on the first headline_n_autoattack (on ci all 10,000 would take
+        # about an hour more: robustutils.checks.headline_cost prints the measured rate).
+        # ci reads them from the make bench record (robustutils.checks.headline): training the model and
+        # running AutoAttack on it take about as long as the rest of the book.
+        "headline_from": "record" if profile == "ci" else "train",
+        "headline_n_pgd": {"smoke": 200, "ci": 10_000, "colab": 10_000, "full": 10_000}[profile],
+        "headline_n_autoattack": {"smoke": 100, "ci": 1_000, "colab": 2_000, "full": 10_000}[profile],
         "assert_claims": profile != "smoke",
     }
 
@@ -249,7 +257,12 @@ _SMOKE_EVAL = {
 #: :meta hide-value:
 SMOKE_SIZES = {
     "eval": _SMOKE_EVAL,
-    "advtrain": {"strength_steps": [1, 5, 10], "strength_restarts": [1, 2]},  # the chapter reads PGD-10
+    "advtrain": {  # the chapter reads PGD-10
+        "strength_steps": [1, 5, 10],
+        "strength_restarts": [1, 2],
+        "headline_n_pgd": at_most(100),
+        "headline_n_autoattack": at_most(32),
+    },
     # The published models keep their architectures (stand-in weights in the tests): a few images and steps.
     "tradeoff": {"lowdata_n_test": at_most(100), "published": {"n_test": at_most(4)}},
     "features": {
@@ -291,6 +304,8 @@ KEPT_SETTINGS = (
     "published",
     "attacks",  # which of AutoAttack's attacks run (colab and full: the standard four)
     "asserted",  # whether a chapter's study stops on a failed claim (ci's CIFAR-10 constructions do not)
+    "headline_from",  # whether chapter 2's headline model is trained in the run or read from its record
+    "headline",  # the headline model's own recipe, or None (full: its mnist/linf-0.3)
 )
 #: The derived profiles and the profile each one follows.
 DERIVED_FROM = {"colab-smoke": "colab", "full-smoke": "full"}

@@ -10,10 +10,11 @@ seconds as :func:`robustutils.profiles.smoke_sized` does for the chapters' setti
 
 Names: ``<dataset>/<model>`` with ``standard``, ``<norm>-<eps>`` (adversarially trained, PGD at
 training ε ``eps``, pixel units; CIFAR-10 ℓ∞ in 255ths, e.g. ``linf-8/255``), ``trades-<beta>``
-(TRADES at ℓ∞ 0.3), ``linf-0.3-no-ramp``, a ``-seed1`` suffix (the same recipe, another seed), an
-``-n<images>`` suffix (the low-data models), ``D_R(<source>)``, ``D_NR``, ``D_rand``, ``D_det`` (the
-constructed datasets) and ``<arch>-on-<dataset>`` (a standard model trained on a constructed
-dataset, or on the ``D`` its images come from).
+(TRADES at ℓ∞ 0.3), ``linf-0.3-no-ramp``, ``linf-0.3-headline`` (:data:`HEADLINE`), a ``-seed1``
+suffix (the same recipe, another seed), an ``-n<images>`` suffix (the low-data models),
+``D_R(<source>)``, ``D_NR``, ``D_rand``, ``D_det`` (the constructed datasets) and
+``<arch>-on-<dataset>`` (a standard model trained on a constructed dataset, or on the ``D`` its
+images come from).
 """
 
 import copy
@@ -28,6 +29,8 @@ from typing import Any
 from . import profiles
 
 DATASETS = ("mnist", "cifar10", "restricted_imagenet")
+#: Chapter 2's headline model: Madry et al.'s (2018) MNIST ℓ∞ 0.3 result, trained on all 60,000 digits.
+HEADLINE = "mnist/linf-0.3-headline"
 CONSTRUCTIONS = ("invert", "rand", "det")
 NUM_CLASSES = {"mnist": 10, "cifar10": 10}
 
@@ -43,6 +46,8 @@ class Recipe:
     weight (Zhang et al. 2019), ``None`` for the cross-entropy of Madry et al. ``monitor_n``: test
     examples checked under PGD-20 each epoch. ``train_data``: a :class:`Construction` to train on
     instead of the real training set. ``augment``: a name of :data:`robustutils.data.AUGMENTATIONS`.
+    ``amp``: the training loss under bf16 autocast (the attack has its own ``amp`` key);
+    ``channels_last``: the weights in channels-last memory format, for speed.
     """
 
     dataset: str = "mnist"
@@ -64,6 +69,8 @@ class Recipe:
     image_size: int = 224
     train_split: str = "train"
     augment: str | None = None
+    amp: bool = False
+    channels_last: bool = False
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -283,6 +290,70 @@ _CIFAR = {
         "augment": "crop-flip",
     },
 }
+# Chapter 2's headline model, Madry et al.'s (2018, Table 1) MNIST l_inf 0.3 result reproduced on all
+# 60,000 digits: the fastest recipes the performance appendix found (robustutils.bench's P3 trains them
+# too), PGD-5 under bf16 autocast with an eps ramp over 30% of the steps and a one-cycle Adam schedule.
+# ci: a 3x3-kernel CNN for the 2-core CPU; colab: Madry et al.'s channel widths and 5x5 kernels with
+# larger batches; full: Madry et al.'s own recipe, the "mnist/linf-0.3" of full.
+HEADLINE_EPS = 0.3
+_HEADLINE_STEPS = 5
+_HEADLINE = {
+    "smoke": {
+        "dataset": "mnist",
+        "arch": "mnist_cnn",
+        "arch_kwargs": {"channels": [8, 16], "hidden": 32, "kernel": 3},
+        "n_train": 1_000,
+        "epochs": 1,
+        "batch_size": 256,
+        "lr": 2e-3,
+        "eps_ramp": 0.3,
+        "monitor_n": 100,
+        "amp": True,
+        "channels_last": True,
+    },
+    "ci": {
+        "dataset": "mnist",
+        "arch": "mnist_cnn",
+        "arch_kwargs": {"channels": [32, 64], "hidden": 256, "kernel": 3},
+        "n_train": None,
+        "epochs": 12,
+        "batch_size": 256,
+        "lr": 2e-3,
+        "eps_ramp": 0.3,
+        "monitor_n": 200,
+        "amp": True,
+        "channels_last": True,
+    },
+    "colab": {
+        "dataset": "mnist",
+        "arch": "mnist_cnn",
+        "arch_kwargs": {"channels": [32, 64], "hidden": 1024, "kernel": 5},
+        "n_train": None,
+        "epochs": 12,
+        "batch_size": 512,
+        "lr": 3e-3,
+        "eps_ramp": 0.3,
+        "monitor_n": 1_000,
+        "amp": True,
+        "channels_last": True,
+    },
+    "full": None,
+}
+
+
+def headline_attack(rec: Recipe) -> dict:
+    """Return the training attack of the headline recipes: l_inf PGD-5 at :data:`HEADLINE_EPS` (step
+    ``2.5 * eps / 5``), under bf16 autocast when ``rec.amp``, keeping the last iterate."""
+    return {
+        "norm": "linf",
+        "eps": HEADLINE_EPS,
+        "steps": _HEADLINE_STEPS,
+        "step_size": None,
+        "amp": rec.amp,
+        "use_best": False,
+    }
+
+
 # The training attacks: PGD on MNIST; on CIFAR-10 the CPU profiles train with FGSM plus random start
 # (Wong et al. 2020) and full with PGD-7. The step is step_factor * eps (None: 2.5 * eps / steps).
 _ATTACK = {
@@ -413,6 +484,7 @@ def _table(profile: str) -> dict:
         "trades_betas": _TRADES_BETAS[profile],
         "lowdata": _LOWDATA[profile],
         "imagenet": _IMAGENET if profile == "full" else None,
+        "headline": _HEADLINE[profile],
         "constructed": {d: {**_CONSTRUCT[d][profile], "transfer": transfer[d]} for d in constructed},
     }
 
@@ -423,6 +495,12 @@ _SMOKE_MNIST = {
     "base": {"n_train": _at_most(500), "epochs": _at_most(1), "monitor_n": _at_most(20)},
     "attack": _SMOKE_ATTACK,
 }
+_SMOKE_HEADLINE = {
+    "n_train": _at_most(500),
+    "epochs": _at_most(1),
+    "monitor_n": _at_most(20),
+    "batch_size": _at_most(256),
+}
 _SMOKE_CIFAR = {"base": {"n_train": _at_most(200), "epochs": _at_most(1)}, "attack": _SMOKE_ATTACK}
 #: The sizes of the tables at the scale of a derived smoke profile (see
 #: :data:`robustutils.profiles.SMOKE_SIZES`): a function caps the base profile's value, a constant
@@ -432,6 +510,7 @@ _SMOKE_CIFAR = {"base": {"n_train": _at_most(200), "epochs": _at_most(1)}, "atta
 SMOKE_SIZES = {
     "mnist": _SMOKE_MNIST,
     "cifar10": _SMOKE_CIFAR,
+    "headline": _SMOKE_HEADLINE,
     "trades_betas": profiles.ends,
     "lowdata": {"sizes": [50, 100], "images": _at_most(300)},
     # The offline Restricted ImageNet sample has only a val split (one image per class): a
@@ -463,7 +542,8 @@ SMOKE_SIZES = {
 def table(profile: str) -> dict:
     """Return the recipe tables of ``profile`` (one of :func:`robustutils.profiles.names` or
     :func:`robustutils.profiles.derived_names`): the base recipe and training attack per dataset, the
-    TRADES betas, the low-data sizes, the ImageNet recipe (or None), the constructions per dataset."""
+    TRADES betas, the low-data sizes, the ImageNet recipe (or None), the headline model's recipe
+    (None: the profile's ``mnist/linf-0.3``), the constructions per dataset."""
     if profile in profiles.PROFILES:
         return _table(profile)
     if profile in profiles.DERIVED_FROM:
@@ -485,6 +565,11 @@ def _entries(profile: str) -> dict[str, Entry]:
                 out[model_name(d, norm, eps)] = adversarial(base, norm, eps, **atk)
     mnist, atk = bases["mnist"]
     out["mnist/linf-0.3-no-ramp"] = out["mnist/linf-0.3"].replace(eps_ramp=0.0)
+    if t["headline"] is None:
+        out[HEADLINE] = out[model_name("mnist", "linf", HEADLINE_EPS)]
+    else:
+        headline = _recipe(t["headline"])
+        out[HEADLINE] = headline.replace(attack=headline_attack(headline))
     for beta in t["trades_betas"]:
         out[f"mnist/trades-{beta:g}"] = adversarial(mnist, "linf", TRADES_EPS, **atk).replace(trades_beta=beta)
     out["mnist/standard-seed1"] = out["mnist/standard"].replace(seed=1)

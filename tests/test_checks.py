@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from robustutils import checks, evaluate, independent, profiles
+from robustutils import checks, evaluate, independent, profiles, registry
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +172,77 @@ def test_robustness_rows_evaluate_registry_models_and_flag_an_overestimate(data_
     )
     assert len(table) == 2 + len(rows)
     assert independent.describe(suite["autoattack"]) == "AutoAttack APGD-CE, APGD-T (10 iterations, 3 target classes)"
+
+
+def test_headline_evaluates_the_headline_model_and_estimates_its_worst_case(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUSTUTILS_CACHE", str(tmp_path))
+    head = checks.headline("smoke", device="cpu")
+    cfg, suite = profiles.config("smoke", "advtrain"), profiles.config("smoke", "eval")["suite"]
+    pgd, subset = head["pgd_name"], head["subset"]
+    assert (head["name"], head["n_pgd"], head["n_autoattack"]) == (
+        registry.HEADLINE,
+        cfg["headline_n_pgd"],
+        cfg["headline_n_autoattack"],
+    )
+    assert head["worst"] == subset["worst_acc"] <= subset["robust_acc"][pgd] <= subset["clean_acc"]
+    assert head["pgd"] <= head["clean"]
+    assert head["estimate"] == pytest.approx(head["pgd"] - (subset["robust_acc"][pgd] - head["worst"]))
+    assert (
+        head["autoattack_digits"] == subset["attacked"]["aa-apgd-ce"] == round(subset["n"] * subset["robust_acc"][pgd])
+    )
+    assert head["history"] and head["train_s"] > 0
+    worst, n = head["worst"], head["n_autoattack"]
+    assert head["worst_ci"] == pytest.approx(1.96 * (worst * (1 - worst) / n) ** 0.5)
+    table = checks.headline_table(head).splitlines()
+    assert len(table) == 6 and "Madry et al. 2018, Table 1" in table[2] and "98.8%" in table[2]
+    assert "88.50%" in table[3] and f"{head['worst']:.1%} ±" in table[5]
+    lines = checks.headline_report(head, suite)
+    assert "pyautoattack" in lines and f"trained in {head['train_s']:.0f} s" in lines
+    again = checks.headline("smoke", device="cpu")  # from the cache: the same numbers
+    assert {k: again[k] for k in ("clean", "pgd", "worst", "estimate")} == {
+        k: head[k] for k in ("clean", "pgd", "worst", "estimate")
+    }
+
+
+def test_the_ci_headline_is_the_committed_make_bench_record_of_the_current_recipe():
+    head = checks.headline("ci")
+    assert head["machine"]["device"] == "cpu" and head["profile"] == "ci" and head["name"] == registry.HEADLINE
+    assert head["n_pgd"] == 10_000, "Madry et al.'s numbers are on all 10,000 test digits"
+    assert "make bench record of" in checks.headline_verdict(head, min_clean=0.985, min_worst=0.893)["measured"]
+    assert "not by this build" in checks.headline_report(head, profiles.config("ci", "eval")["suite"])
+
+
+def test_a_missing_or_stale_headline_record_is_refused_with_what_to_run(data_dir, tmp_path, monkeypatch):
+    from robustutils import bench
+
+    monkeypatch.setenv("ROBUSTUTILS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="make bench BENCH=headline"):
+        checks.headline("ci", records=tmp_path)
+    measured = checks.measure_headline("smoke", device="cpu")  # a real record, of the smoke recipe
+    bench.save_record(
+        {"benchmark": "headline", **measured, "profile": "ci"}, bench.machine(torch.device("cpu")), tmp_path
+    )
+    with pytest.raises(ValueError, match="another setting.*model_key.*rerun `make bench BENCH=headline`"):
+        checks.headline("ci", records=tmp_path)
+
+
+def test_headline_verdict_needs_clean_accuracy_and_both_worst_cases():
+    head = {
+        "clean": 0.99,
+        "pgd": 0.94,
+        "pgd_name": "pgd-40",
+        "n_pgd": 10_000,
+        "worst": 0.90,
+        "worst_ci": 0.019,
+        "n_autoattack": 1_000,
+        "estimate": 0.905,
+    }
+    assert checks.headline_verdict(head, min_clean=0.985, min_worst=0.893)["held"]
+    assert not checks.headline_verdict(head, min_clean=0.995, min_worst=0.893)["held"]
+    assert not checks.headline_verdict({**head, "estimate": 0.89}, min_clean=0.985, min_worst=0.893)["held"]
+    assert not checks.headline_verdict({**head, "worst": 0.89}, min_clean=0.985, min_worst=0.893)["held"]
+    measured = checks.headline_verdict(head, min_clean=0.985, min_worst=0.893)["measured"]
+    assert "99.0% clean" in measured and "worst case 90.0% ± 1.9% on the first 1,000" in measured
 
 
 def test_strength_rows_feed_the_table_and_the_convergence_verdict(tiny_model, digits):

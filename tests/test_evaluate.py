@@ -100,3 +100,14 @@ def test_cascade_splits_batches_by_the_restarts_an_attack_declares(mnist_model, 
     result = evaluate.cascade(mnist_model, x, y, {"plain": plain, "pgd": restarted}, batch_size=20)
     assert max(sizes["plain"]) == 20 and max(sizes["pgd"]) == 20 // 4, "about batch_size inputs, restarts included"
     assert isinstance(result["attacks"]["plain"], str) and result["attacks"]["pgd"] == restarted.settings()
+
+
+def test_cascade_counts_the_examples_each_attack_ran_on_and_times_it(mnist_model, mnist_eval):
+    x, y = mnist_eval[0][:60], mnist_eval[1][:60]
+    weak, strong = attacks.PGD(eps=0.05, steps=1), attacks.PGD(eps=0.3, steps=5)
+    result = evaluate.cascade(mnist_model, x, y, {"weak": weak, "strong": strong})
+    assert result["attacked"] == {
+        "weak": round(60 * result["clean_acc"]),
+        "strong": round(60 * result["robust_acc"]["weak"]),
+    }
+    assert list(result["seconds"]) == ["weak", "strong"] and all(s > 0 for s in result["seconds"].values())

@@ -186,6 +186,21 @@ def test_augment_changes_the_key_only_when_set():
     assert zoo.data_path(spec, "/c") != zoo.data_path(plain, "/c"), "a constructed dataset's name hashes its source"
 
 
+def test_amp_and_channels_last_change_the_key_only_when_set_and_reach_training():
+    for late in ("amp", "channels_last"):
+        assert zoo.key(zoo.recipe(TINY, **{late: False})) == zoo.key(TINY), f"{late}=False must keep older keys"
+        assert zoo.key(zoo.recipe(TINY, **{late: True})) != zoo.key(TINY)
+    assert zoo.fit_settings(zoo.recipe(TINY, amp=True))["amp"] is True
+    assert zoo.fit_settings(zoo.recipe(TINY))["amp"] is False
+    fast = zoo.initial_model(zoo.recipe(TINY, channels_last=True))
+    plain = zoo.initial_model(zoo.recipe(TINY))
+    conv = [n for n, w in fast.named_parameters() if w.dim() == 4][-1]  # a conv with several input channels
+    weights, plain_weights = dict(fast.named_parameters())[conv], dict(plain.named_parameters())[conv]
+    assert weights.is_contiguous(memory_format=torch.channels_last)
+    assert not plain_weights.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(weights, plain_weights), "the memory format must not change the seeded initial weights"
+
+
 def test_augment_is_validated():
     with pytest.raises(ValueError, match=r"unknown augment 'mixup': choose None or one of \['crop-flip'\]"):
         zoo.recipe(TINY, augment="mixup")
