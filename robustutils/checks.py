@@ -240,7 +240,8 @@ def measure_headline(profile: str, *, device=None) -> dict:
     Our PGD (the profile's evaluation PGD) runs on the first ``headline_n_pgd`` test digits (all
     10,000 on ``ci``); the profile's whole suite (that PGD, then AutoAttack's attacks on the digits it
     left robust) on the first ``headline_n_autoattack`` of them. The worst case on all the PGD digits
-    is estimated as PGD's accuracy there less the points AutoAttack took beyond PGD on the subset.
+    is estimated as PGD's accuracy there less the points AutoAttack took beyond PGD on the subset
+    (at least 0).
 
     Returns a dict: ``name``, ``profile``, ``model_key`` (:func:`robustutils.zoo.key` of its
     recipe), ``eps``, ``pgd_name``, ``n_pgd``, ``clean`` and ``pgd`` (fractions on
@@ -280,7 +281,7 @@ def measure_headline(profile: str, *, device=None) -> dict:
         "subset": subset,
         "worst": worst,
         "worst_ci": _interval(worst, subset["n"]),
-        "estimate": pgd - (subset["robust_acc"][pgd_name] - worst),
+        "estimate": max(0.0, pgd - (subset["robust_acc"][pgd_name] - worst)),
         "train_s": meta["train_time_s"],
         "device": meta["device"],
         "autoattack_s": None if seconds is None else sum(seconds[name] for name in later),
