@@ -164,7 +164,7 @@ def test_repository_records_give_every_appendix_table():
 def test_records_verdict_names_what_is_missing(tmp_path):
     (tmp_path / "p1-cpu.json").write_text(json.dumps(_p1_record()))
     verdict = bench.records_verdict(bench.record_index(tmp_path))
-    assert not verdict["held"] and verdict["measured"] == "records: p1 on cpu; missing on cpu: p3, scaling"
+    assert not verdict["held"] and verdict["measured"] == "records: p1 on cpu; missing on cpu: p3, scaling, headline"
     assert bench.gpu_note(bench.record_index(tmp_path)).startswith("No GPU record yet")
     assert bench.gpu_note({("p1", "cuda"): _p1_record("cuda")}) == "GPU records: p1"
 
