@@ -297,45 +297,38 @@ _CIFAR = {
 # larger batches; full: Madry et al.'s own recipe, the "mnist/linf-0.3" of full.
 HEADLINE_EPS = 0.3
 _HEADLINE_STEPS = 5
+_HEADLINE_BASE = {
+    "dataset": "mnist",
+    "arch": "mnist_cnn",
+    "n_train": None,
+    "epochs": 12,
+    "eps_ramp": 0.3,
+    "amp": True,
+    "channels_last": True,
+}
 _HEADLINE = {
     "smoke": {
-        "dataset": "mnist",
-        "arch": "mnist_cnn",
+        **_HEADLINE_BASE,
         "arch_kwargs": {"channels": [8, 16], "hidden": 32, "kernel": 3},
         "n_train": 1_000,
         "epochs": 1,
         "batch_size": 256,
         "lr": 2e-3,
-        "eps_ramp": 0.3,
         "monitor_n": 100,
-        "amp": True,
-        "channels_last": True,
     },
     "ci": {
-        "dataset": "mnist",
-        "arch": "mnist_cnn",
+        **_HEADLINE_BASE,
         "arch_kwargs": {"channels": [32, 64], "hidden": 256, "kernel": 3},
-        "n_train": None,
-        "epochs": 12,
         "batch_size": 256,
         "lr": 2e-3,
-        "eps_ramp": 0.3,
         "monitor_n": 200,
-        "amp": True,
-        "channels_last": True,
     },
     "colab": {
-        "dataset": "mnist",
-        "arch": "mnist_cnn",
+        **_HEADLINE_BASE,
         "arch_kwargs": {"channels": [32, 64], "hidden": 1024, "kernel": 5},
-        "n_train": None,
-        "epochs": 12,
         "batch_size": 512,
         "lr": 3e-3,
-        "eps_ramp": 0.3,
         "monitor_n": 1_000,
-        "amp": True,
-        "channels_last": True,
     },
     "full": None,
 }
