@@ -6,7 +6,8 @@
 #   make browser  after make book: open every page of the built book in headless Chromium and check
 #               it as a reader sees it (tests/browser_check.py); screenshots land in _build/screenshots.
 #               Installs Chromium (Debian's package) and a MathJax copy first, via .ci/install-browser.
-#   make bench  the performance benchmarks (P1 PGD throughput, P3 time to robustness, scaling);
+#   make bench  the performance benchmarks (P1 PGD throughput, P3 time to robustness, scaling, and
+#               headline: chapter 2's Madry-strength MNIST model, whose record the ci build reads);
 #               records land in book/perf/, which the performance appendix shows. BENCH="p1" picks one.
 # Both first create the virtualenv .venv and install the project into it when needed.
 
