@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import attacks, data, evaluate, independent, models, registry, train
+from . import attacks, checks, data, evaluate, independent, models, profiles, registry, train, zoo
 from .runtime import pick_device, set_seed
 
 RECORDS = Path(__file__).resolve().parent.parent / "book" / "perf"
@@ -717,13 +717,47 @@ def gpu_note(index: dict[tuple[str, str], dict]) -> str:
 # --- chapter 2's headline model --------------------------------------------------------------
 
 
+def headline_result(profile: str, *, device=None, records=None) -> dict:
+    """Return chapter 2's headline result at ``profile``: measured now
+    (:func:`robustutils.checks.measure_headline`), or, where the profile's ``headline_from`` is
+    ``"record"`` (``ci``: training the model and running AutoAttack take longer than the book's CPU
+    budget leaves), read from the ``make bench`` record ``book/perf/headline-cpu.json``
+    (:func:`headline`; ``records``: another folder of records), which holds the same dict plus
+    ``machine`` (where and when it was measured).
+
+    Raises ``FileNotFoundError`` when the record is missing and ``ValueError`` when it was measured
+    for another recipe, profile or number of digits than the profile's now (rerun ``make bench
+    BENCH=headline``)."""
+    if profiles.config(profile, "advtrain")["headline_from"] != "record":
+        return checks.measure_headline(profile, device=device)
+    folder = RECORDS if records is None else records
+    record = record_index(folder).get(("headline", "cpu"))
+    if record is None:
+        raise FileNotFoundError(
+            f"no headline record in {folder}: run `make bench BENCH=headline` on a CPU (it trains "
+            f"{registry.HEADLINE} and runs AutoAttack, about half an hour on 2 cores)"
+        )
+    cfg = profiles.config(profile, "advtrain")
+    expected = {
+        "profile": profile,
+        "model_key": zoo.key(registry.recipe(registry.HEADLINE, profile)),
+        "n_pgd": cfg["headline_n_pgd"],
+        "n_autoattack": cfg["headline_n_autoattack"],
+    }
+    stale = {k: (record.get(k), v) for k, v in expected.items() if record.get(k) != v}
+    if stale:
+        raise ValueError(
+            f"the headline record in {folder} was measured for another setting (recorded, now: {stale}): "
+            "rerun `make bench BENCH=headline`"
+        )
+    return record
+
+
 def headline(device: torch.device, quick: bool = False) -> dict:
     """Measure chapter 2's headline model (:func:`robustutils.checks.measure_headline`) at the profile
     whose record the book reads (``ci`` on a CPU, ``colab`` on a GPU; ``smoke`` when ``quick``), from
     the model cache when it is there (its seconds are those of the cached training and evaluations);
     return its record."""
-    from . import checks  # checks reads this module's records: import it only here
-
     profile = "smoke" if quick else ("ci" if device.type == "cpu" else "colab")
     result = checks.measure_headline(profile, device=device)
     print(checks.headline_table(result), flush=True)

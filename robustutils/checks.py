@@ -183,53 +183,16 @@ def ramp_helps(ramped: list[dict], flat: list[dict]) -> dict:
 
 # --- Madry et al.'s result, reproduced ---------------------------------------------------------
 
-#: Madry et al.'s (2018, Table 1) MNIST ℓ∞ ε = 0.3 model, as fractions: clean accuracy, PGD-40 (one
-#: restart) and their strongest white-box attack, PGD-100 with 20 restarts; then their released model's
-#: clean and worst-case accuracy under AutoAttack's standard version (Croce & Hein 2020, the MNIST table
-#: of fra31/auto-attack's README).
+#: The numbers of Madry et al.'s (2018, Table 1) MNIST ℓ∞ ε = 0.3 model as fractions, namely clean
+#: accuracy, PGD-40 (one restart) and their strongest white-box attack, PGD-100 with 20 restarts; then
+#: their released model's clean and worst-case accuracy under AutoAttack's standard version (Croce &
+#: Hein 2020, the MNIST table of fra31/auto-attack's README).
 MADRY_MNIST = {"clean": 0.988, "pgd-40": 0.932, "strongest": 0.893, "aa_clean": 0.9853, "aa_worst": 0.8850}
 
 
 def _interval(p: float, n: int) -> float:
     """Half the width of the 95% normal-approximation interval of a fraction ``p`` of ``n`` examples."""
     return 1.96 * (p * (1 - p) / n) ** 0.5
-
-
-def headline(profile: str, *, device=None, records=None) -> dict:
-    """Return chapter 2's headline result at ``profile``: measured now (:func:`measure_headline`), or,
-    where the profile's ``headline_from`` is ``"record"`` (``ci``: training the model and running
-    AutoAttack take longer than the book's CPU budget leaves), read from the ``make bench`` record
-    ``book/perf/headline-cpu.json`` (:func:`robustutils.bench.headline`; ``records``: another folder of
-    records), which holds the same dict plus ``machine`` (where and when it was measured).
-
-    Raises ``FileNotFoundError`` when the record is missing and ``ValueError`` when it was measured
-    for another recipe, profile or number of digits than the profile's now (rerun ``make bench
-    BENCH=headline``)."""
-    if profiles.config(profile, "advtrain")["headline_from"] != "record":
-        return measure_headline(profile, device=device)
-    from . import bench  # bench measures through this module: import it only here
-
-    folder = bench.RECORDS if records is None else records
-    record = bench.record_index(folder).get(("headline", "cpu"))
-    if record is None:
-        raise FileNotFoundError(
-            f"no headline record in {folder}: run `make bench BENCH=headline` on a CPU (it trains "
-            f"{registry.HEADLINE} and runs AutoAttack, about half an hour on 2 cores)"
-        )
-    cfg = profiles.config(profile, "advtrain")
-    expected = {
-        "profile": profile,
-        "model_key": zoo.key(registry.recipe(registry.HEADLINE, profile)),
-        "n_pgd": cfg["headline_n_pgd"],
-        "n_autoattack": cfg["headline_n_autoattack"],
-    }
-    stale = {k: (record.get(k), v) for k, v in expected.items() if record.get(k) != v}
-    if stale:
-        raise ValueError(
-            f"the headline record in {folder} was measured for another setting (recorded, now: {stale}): "
-            "rerun `make bench BENCH=headline`"
-        )
-    return record
 
 
 def measure_headline(profile: str, *, device=None) -> dict:
@@ -292,7 +255,7 @@ def measure_headline(profile: str, *, device=None) -> dict:
 
 
 def headline_verdict(result: dict, *, min_clean: float, min_worst: float) -> dict:
-    """Return the verdict on :func:`headline`'s ``result``: at least ``min_clean`` clean accuracy on
+    """Return the verdict on :func:`measure_headline`'s ``result``: at least ``min_clean`` clean accuracy on
     the PGD digits, and at least ``min_worst`` both as the worst case on the AutoAttack subset and as
     the estimate of the worst case on all the PGD digits (fractions)."""
     measured = (
@@ -307,7 +270,8 @@ def headline_verdict(result: dict, *, min_clean: float, min_worst: float) -> dic
 
 
 def headline_table(result: dict) -> str:
-    """Return the Markdown table of :func:`headline` beside Madry et al.'s Table 1 (:data:`MADRY_MNIST`)."""
+    """Return the Markdown table of :func:`measure_headline` (or of its record) beside Madry et al.'s
+    Table 1 (:data:`MADRY_MNIST`)."""
     pgd, n_aa = result["pgd_name"].upper(), result["n_autoattack"]
     subset = result["subset"]
     columns = {"what": "model", "n": "test digits", "clean": "clean", "pgd": pgd, "worst": "worst case"}

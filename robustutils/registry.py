@@ -29,7 +29,8 @@ from typing import Any
 from . import profiles
 
 DATASETS = ("mnist", "cifar10", "restricted_imagenet")
-#: Chapter 2's headline model: Madry et al.'s (2018) MNIST ℓ∞ 0.3 result, trained on all 60,000 digits.
+#: The name of chapter 2's headline model, which reproduces Madry et al.'s (2018) MNIST ℓ∞ 0.3 result
+#: trained on all 60,000 digits.
 HEADLINE = "mnist/linf-0.3-headline"
 CONSTRUCTIONS = ("invert", "rand", "det")
 NUM_CLASSES = {"mnist": 10, "cifar10": 10}

@@ -176,7 +176,7 @@ def test_robustness_rows_evaluate_registry_models_and_flag_an_overestimate(data_
 
 def test_headline_evaluates_the_headline_model_and_estimates_its_worst_case(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ROBUSTUTILS_CACHE", str(tmp_path))
-    head = checks.headline("smoke", device="cpu")
+    head = checks.measure_headline("smoke", device="cpu")
     cfg, suite = profiles.config("smoke", "advtrain"), profiles.config("smoke", "eval")["suite"]
     pgd, subset = head["pgd_name"], head["subset"]
     assert (head["name"], head["n_pgd"], head["n_autoattack"]) == (
@@ -198,14 +198,16 @@ def test_headline_evaluates_the_headline_model_and_estimates_its_worst_case(data
     assert "88.50%" in table[3] and f"{head['worst']:.1%} ±" in table[5]
     lines = checks.headline_report(head, suite)
     assert "pyautoattack" in lines and f"trained in {head['train_s']:.0f} s" in lines
-    again = checks.headline("smoke", device="cpu")  # from the cache: the same numbers
+    again = checks.measure_headline("smoke", device="cpu")  # from the cache: the same numbers
     assert {k: again[k] for k in ("clean", "pgd", "worst", "estimate")} == {
         k: head[k] for k in ("clean", "pgd", "worst", "estimate")
     }
 
 
 def test_the_ci_headline_is_the_committed_make_bench_record_of_the_current_recipe():
-    head = checks.headline("ci")
+    from robustutils import bench
+
+    head = bench.headline_result("ci")
     assert head["machine"]["device"] == "cpu" and head["profile"] == "ci" and head["name"] == registry.HEADLINE
     assert head["n_pgd"] == 10_000, "Madry et al.'s numbers are on all 10,000 test digits"
     assert "make bench record of" in checks.headline_verdict(head, min_clean=0.985, min_worst=0.893)["measured"]
@@ -217,13 +219,13 @@ def test_a_missing_or_stale_headline_record_is_refused_with_what_to_run(data_dir
 
     monkeypatch.setenv("ROBUSTUTILS_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match="make bench BENCH=headline"):
-        checks.headline("ci", records=tmp_path)
+        bench.headline_result("ci", records=tmp_path)
     measured = checks.measure_headline("smoke", device="cpu")  # a real record, of the smoke recipe
     bench.save_record(
         {"benchmark": "headline", **measured, "profile": "ci"}, bench.machine(torch.device("cpu")), tmp_path
     )
     with pytest.raises(ValueError, match="another setting.*model_key.*rerun `make bench BENCH=headline`"):
-        checks.headline("ci", records=tmp_path)
+        bench.headline_result("ci", records=tmp_path)
 
 
 def test_headline_verdict_needs_clean_accuracy_and_both_worst_cases():
