@@ -324,7 +324,7 @@ def _headline_cost(result: dict, suite: dict) -> str:
     if where:
         trained = (
             f"Measured by `make bench` (book/perf/headline-cpu.json) on {where['date']}, commit {where['commit']}, "
-            f"{where['cpu_cores']} cores of an {where['cpu']}, torch {where['torch']}, not by this build: {trained}"
+            f"{where['cpu_cores']} cores of an {where['cpu']}, torch {where['torch']}, not by this build. {trained}"
         )
     if result["autoattack_s"] is None or not result["autoattack_digits"]:
         return trained
