@@ -296,6 +296,7 @@ _CIFAR = {
 # too), PGD-5 under bf16 autocast with an eps ramp over 30% of the steps and a one-cycle Adam schedule.
 # ci: a 3x3-kernel CNN for the 2-core CPU; colab: Madry et al.'s channel widths and 5x5 kernels with
 # larger batches; full: Madry et al.'s own recipe, the "mnist/linf-0.3" of full.
+#: The ℓ∞ training ε of the headline model (pixel units), Madry et al.'s 0.3.
 HEADLINE_EPS = 0.3
 _HEADLINE_STEPS = 5
 _HEADLINE_BASE = {
