@@ -728,7 +728,8 @@ def headline_result(profile: str, *, device=None, records=None) -> dict:
     Raises ``FileNotFoundError`` when the record is missing and ``ValueError`` when it was measured
     for another recipe, profile or number of digits than the profile's now (rerun ``make bench
     BENCH=headline``)."""
-    if profiles.config(profile, "advtrain")["headline_from"] != "record":
+    cfg = profiles.config(profile, "advtrain")
+    if cfg["headline_from"] != "record":
         return checks.measure_headline(profile, device=device)
     folder = RECORDS if records is None else records
     record = record_index(folder).get(("headline", "cpu"))
@@ -737,7 +738,6 @@ def headline_result(profile: str, *, device=None, records=None) -> dict:
             f"no headline record in {folder}: run `make bench BENCH=headline` on a CPU (it trains "
             f"{registry.HEADLINE} and runs AutoAttack, about half an hour on 2 cores)"
         )
-    cfg = profiles.config(profile, "advtrain")
     expected = {
         "profile": profile,
         "model_key": zoo.key(registry.recipe(registry.HEADLINE, profile)),

@@ -96,10 +96,10 @@ def _advtrain(profile: str) -> dict:
         }[profile],
         "strength_restarts": {"smoke": [1, 2], "ci": [1, 5], "colab": [1, 5, 10], "full": [1, 5, 20]}[profile],
         # The headline model (robustutils.registry.HEADLINE): our PGD on the first headline_n_pgd test
-        # digits, AutoAttack after it on the first headline_n_autoattack (on ci all 10,000 would take
-        # about an hour more: robustutils.checks.headline_cost prints the measured rate).
-        # ci reads them from the make bench record (robustutils.bench.headline_result): training the model and
-        # running AutoAttack on it take about as long as the rest of the book.
+        # digits, AutoAttack after it on the first headline_n_autoattack (robustutils.checks.headline_report
+        # prints the measured rate). ci reads both from the make bench record
+        # (robustutils.bench.headline_result): training the model and running AutoAttack on it take
+        # about as long as the rest of the book.
         "headline_from": "record" if profile == "ci" else "train",
         "headline_n_pgd": {"smoke": 200, "ci": 10_000, "colab": 10_000, "full": 10_000}[profile],
         "headline_n_autoattack": {"smoke": 100, "ci": 1_000, "colab": 2_000, "full": 10_000}[profile],
