@@ -122,7 +122,7 @@ _PUBLISHED_BATCH = 128
 
 def _tradeoff(profile: str) -> dict:
     out = {
-        "lowdata_n_test": {"smoke": 200, "ci": 2_000, "colab": 5_000, "full": 10_000}[profile],
+        "lowdata_n_test": {"smoke": 200, "ci": 10_000, "colab": 10_000, "full": 10_000}[profile],
         "assert_claims": profile != "smoke",
     }
     if profile in ("colab", "full"):

@@ -249,11 +249,15 @@ def bought_verdict(by_panel: dict[tuple[str, str], Panel], dataset: str, *, leas
 
 @dataclasses.dataclass(frozen=True)
 class LowData:
-    """Standard test accuracy ``accuracy[eps][i]`` of the MNIST model trained with ℓ2 adversarial
-    training at ``eps`` (0: standard training) on ``sizes[i]`` training digits."""
+    """Standard test accuracy ``accuracy[eps][i]`` (a fraction) of the MNIST model trained with ℓ2
+    adversarial training at ``eps`` (pixel units; 0: standard training) on ``sizes[i]`` training
+    digits, and ``se[i]``: the paired standard error (a fraction) of the largest ε's difference from
+    standard training at ``sizes[i]``, both models scored on the same test digits (empty if unknown).
+    Tsipras et al. 2019, Fig. 1."""
 
     sizes: tuple[int, ...]
     accuracy: dict[float, list[float]]
+    se: tuple[float, ...] = ()
 
     @property
     def robust_eps(self) -> list[float]:
@@ -271,15 +275,39 @@ class LowData:
         return self.best_small[0] - self.accuracy[0.0][0]
 
     @property
+    def gains(self) -> list[float]:
+        """Per size, how much the largest ε beats standard training (negative: what it costs)."""
+        return [a - s for a, s in zip(self.accuracy[self.robust_eps[-1]], self.accuracy[0.0])]
+
+    @property
     def costs_large(self) -> float:
         """How much the largest ε loses against standard training on the most digits (if negative, it gains)."""
-        return self.accuracy[0.0][-1] - self.accuracy[self.robust_eps[-1]][-1]
+        return -self.gains[-1]
+
+    @property
+    def starts_to_cost(self) -> int | None:
+        """The fewest training digits from which on the largest ε is below standard training at every
+        larger size too, or None if it is not below at the largest size."""
+        first = None
+        for n, gain in zip(self.sizes, self.gains):
+            first = (first or n) if gain < 0 else None
+        return first
 
     def table(self) -> str:
-        """Return the Markdown table: one row per training-set size, one column per training ε."""
+        """Return the Markdown table: one row per training-set size, one column per training ε, and
+        the largest ε's difference from standard training (± its paired standard error when known)."""
+        top = self.robust_eps[-1]
         columns = {"n": "training digits"} | {e: f"ε {e:g}" + (" (standard)" if e == 0 else "") for e in self.accuracy}
-        rows = [{"n": f"{n:,}", **{e: acc[i] for e, acc in self.accuracy.items()}} for i, n in enumerate(self.sizes)]
-        return report.markdown_table(rows, columns, {e: ".1%" for e in self.accuracy})
+        columns["gain"] = f"ε {top:g} − standard"
+        rows = [
+            {
+                "n": f"{n:,}",
+                **{e: acc[i] for e, acc in self.accuracy.items()},
+                "gain": f"{100 * self.gains[i]:+.2f} pp" + (f" ± {100 * self.se[i]:.2f}" if self.se else ""),
+            }
+            for i, n in enumerate(self.sizes)
+        ]
+        return report.markdown_table(rows, columns, {e: ".2%" for e in self.accuracy})
 
 
 def lowdata(profile: str, *, n_test: int | None = None, progress: bool = False) -> LowData:
@@ -292,15 +320,18 @@ def lowdata(profile: str, *, n_test: int | None = None, progress: bool = False) 
     if not names:
         raise ValueError(f"the registry has no low-data models at profile {profile!r} (names 'mnist/<model>-n<N>')")
     x, y = data.test_set("mnist", n_test)
-    found = {}
+    correct = {}
     for name in _progress(names, "low-data models", progress):
         rec = registry.recipe(name, profile)
         model, _ = zoo.get(name, profile, progress=progress)
         eps = 0.0 if rec.attack is None else rec.attack["eps"]
-        found[rec.n_train, eps] = evaluate.evaluate(model, x, y)["clean_acc"]
-    sizes = sorted({n for n, _ in found})
-    accuracy = {e: [found[n, e] for n in sizes] for e in sorted({e for _, e in found})}
-    return LowData(tuple(sizes), accuracy)
+        correct[rec.n_train, eps] = (evaluate.predict(model, x).cpu() == y.cpu()).float()
+    sizes = sorted({n for n, _ in correct})
+    eps_all = sorted({e for _, e in correct})
+    accuracy = {e: [correct[n, e].mean().item() for n in sizes] for e in eps_all}
+    diffs = [correct[n, eps_all[-1]] - correct[n, 0.0] for n in sizes]
+    se = tuple((d.std() / len(d) ** 0.5).item() for d in diffs)
+    return LowData(tuple(sizes), accuracy, se)
 
 
 # --- TRADES beside Madry et al. -------------------------------------------------------------

@@ -115,16 +115,31 @@ def test_the_low_data_study_compares_the_fewest_and_the_most_digits():
     )
     assert low.robust_eps == [0.5, 1.5] and low.best_small == (0.905, 1.5)
     assert low.helps_small == pytest.approx(0.037) and low.costs_large == pytest.approx(-0.018)
+    assert low.gains == pytest.approx([0.037, 0.016, 0.018]) and low.starts_to_cost is None
     table = low.table()
-    assert table.splitlines()[0] == "| training digits | ε 0 (standard) | ε 0.5 | ε 1.5 |"
-    assert "| 4,000 | 93.2% | 94.2% | 95.0% |" in table
+    assert table.splitlines()[0] == "| training digits | ε 0 (standard) | ε 0.5 | ε 1.5 | ε 1.5 − standard |"
+    assert "| 4,000 | 93.20% | 94.20% | 95.00% | +1.80 pp |" in table
+
+
+def test_the_low_data_study_says_from_which_size_adversarial_training_costs():
+    sizes = (250, 1000, 4000, 16000, 60000)
+    standard = [0.898, 0.951, 0.974, 0.983, 0.991]
+    low = tradeoff.LowData(
+        sizes, {0.0: standard, 1.5: [0.925, 0.968, 0.973, 0.984, 0.990]}, (0.004, 0.002, 0.001, 0.001, 0.001)
+    )
+    assert low.gains[2] < 0 < low.gains[3], "a dip below standard that recovers is not where the cost starts"
+    assert low.starts_to_cost == 60000 and low.costs_large == pytest.approx(0.001)
+    assert "| 60,000 | 99.10% | 99.00% | -0.10 pp ± 0.10 |" in low.table()
+    later = tradeoff.LowData(sizes, {0.0: standard, 1.5: [0.925, 0.968, 0.973, 0.982, 0.989]})
+    assert later.starts_to_cost == 4000
+    assert tradeoff.LowData(sizes, {0.0: standard, 1.5: [s + 0.001 for s in standard]}).starts_to_cost is None
 
 
 def test_the_low_data_names_are_exactly_the_registrys_low_data_models():
     for profile in ("smoke", "ci", "full"):
         names = registry.names(profile, tradeoff.LOWDATA_PATTERN)
         sizes = registry.table(profile)["lowdata"]["sizes"]
-        assert len(names) == len(sizes) * len(registry.LOWDATA_EPS)
+        assert len(names) == len(sizes) * len(registry.table(profile)["lowdata"].get("eps", registry.LOWDATA_EPS))
         assert "mnist/linf-0.3-no-ramp" not in names
         assert all(registry.recipe(n, profile).n_train in sizes for n in names)
 
