@@ -167,6 +167,8 @@ def test_the_study_names_the_registry_entries_of_the_chapter():
     assert list(s.inversions) == ["mnist/D_R(l2-2)", "mnist/D_R(l2-3)", "mnist/D_NR"]
     assert s.inversions["mnist/D_NR"] == "mnist/standard" and set(s.relabellings.values()) == {"mnist/standard"}
     assert s.sources == ["mnist/standard", "mnist/l2-2", "mnist/l2-3"] and s.judge == "mnist/l2-3"
+    assert s.observer == constructed.OBSERVERS["mnist"] == "mnist/l2-2-seed1"
+
     assert s.best_r == "D_R(l2-3)" and s.title == "MNIST" and (s.eval_eps, s.seed) == (2.0, 0)
     assert s.trained["D"] == "mnist/standard-on-D" and s.trained["D_det"] == "mnist/standard-on-D_det"
     assert list(s.transfer) == registry.transfer_archs("mnist", "ci")
@@ -176,6 +178,14 @@ def test_the_study_names_the_registry_entries_of_the_chapter():
     assert constructed.study("cifar10", "smoke").sources == ["cifar10/standard", "cifar10/l2-0.5"]
     with pytest.raises(ValueError, match="builds no constructed datasets"):
         constructed.study("cifar10", "colab")
+
+
+@pytest.mark.parametrize("observer", ["mnist/l2-3", "mnist/standard-seed1", "mnist/linf-0.3"])
+def test_the_observer_is_neither_a_source_nor_trained_at_the_relabelling_radius(monkeypatch, observer):
+    monkeypatch.setitem(constructed.OBSERVERS, "mnist", observer)
+    with pytest.raises(ValueError, match="cannot observe"):
+        constructed.study("mnist", "ci")
+    assert constructed.study("cifar10", "ci").observer == "cifar10/l2-1"
 
 
 def test_the_real_images_are_those_the_constructions_and_D_start_from(data_dir):
@@ -204,6 +214,7 @@ def _tiny_study(mnist_model):
         {},
         2.0,
         [0.0, 1.0, 2.0],
+        observer="m/robust",
     )
     return s, {"m/standard": mnist_model, "m/robust": mnist_model}
 
@@ -219,7 +230,7 @@ def test_inversion_and_relabel_rows_measure_what_their_tables_say(mnist_model, d
     rows = constructed.inversion_rows(s, nets, sets, x, y, built)
     assert [r["set"] for r in rows] == ["D_R(a)", "D_NR"] and all(r["built"] == 1.5 for r in rows)
     assert all(r["after"] < r["before"] and 0 <= r["source"] <= 1 for r in rows)
-    assert rows[0]["source"] == rows[0]["judge"], "one model is both source and judge here"
+    assert rows[0]["source"] == rows[0]["observer"], "one model is both source and observer here"
     checks = constructed.inversion_verdicts(s, rows)["checks"]
     assert [c["key"] for c in checks] == [
         "ch05-mnist-inversion-converges",
@@ -227,15 +238,18 @@ def test_inversion_and_relabel_rows_measure_what_their_tables_say(mnist_model, d
         "ch05-mnist-dnr-noisier",
     ]
     assert checks[0]["held"] == all(r["after"] < 0.5 * r["before"] for r in rows)
-    assert rows[0]["judge_real"] == rows[1]["judge_real"] == target_rate(mnist_model, x, y)
-    assert checks[1]["held"] == (rows[0]["judge"] >= 0.8 * rows[0]["judge_real"])
-    assert checks[2]["held"] == (rows[0]["judge"] > rows[1]["judge"])
-    assert f"(real images: {rows[0]['judge_real']:.1%})" in checks[1]["measured"]
+    assert rows[0]["observer_real"] == rows[1]["observer_real"] == target_rate(mnist_model, x, y)
+    assert checks[1]["held"] == (rows[0]["observer"] >= 0.8 * rows[0]["observer_real"])
+    assert checks[2]["held"] == (rows[0]["observer"] > rows[1]["observer"])
+    assert f"(real images: {rows[0]['observer_real']:.1%})" in checks[1]["measured"]
     (row,) = constructed.relabel_rows(s, nets, sets, x, y, built)
     assert row["set"] == "D_det" and row["eps"] == 2.0 and row["changed"] == 1.0 and row["max"] <= 2.0 + 1e-4
     assert row["source"] == target_rate(mnist_model, sets["m/D_det"][0], (y + 1) % 10)
-    in_ball, _, _ = constructed.relabel_verdicts(s, [row])["checks"]
+    in_ball, _, shows_y = constructed.relabel_verdicts(s, [row])["checks"]
     assert in_ball["held"] and "≤ 2" in in_ball["measured"]
+    assert row["observer"] == target_rate(mnist_model, sets["m/D_det"][0], y)
+    assert shows_y["held"] == (row["observer"] >= 0.8 * row["observer_real"])
+    assert f"(real images: {row['observer_real']:.1%})" in shows_y["measured"]
     assert "| D_det | 2 | 2 |" in constructed.table("relabel", [row])
     with pytest.raises(ValueError, match="unknown table"):
         constructed.table("claims", [row])
@@ -270,11 +284,30 @@ def test_training_verdicts_state_the_claims_of_the_chapter():
         )
     ]
     assert all(c["held"] for c in v["claims"]) and v["claims"][0]["text"].startswith("On MNIST, standard training")
-    assert v["claims"][3]["measured"] == "21.0% (D_R(l2-3)) vs 1.0% (D_NR) at l2 eps 2, +20.0 pp"
+    assert v["d_r"] == ["D_R(l2-2)", "D_R(l2-3)"]
+    assert v["claims"][3]["measured"] == (
+        "15.5% (D_R(l2-2), +14.5 pp), 21.0% (D_R(l2-3), +20.0 pp) vs 1.0% (D_NR) at l2 eps 2"
+    )
+    assert v["claims"][4]["measured"].startswith("15.5% (D_R(l2-2), +2.3 pp), 21.0% (D_R(l2-3), +7.8 pp) vs 13.2% (D)")
     assert [c["key"] for c in v["checks"]] == ["ch05-mnist-d-robust-at-half-eps"] and v["checks"][0]["held"]
     worse = constructed.training_verdicts(s, _rows(worst_r3=0.1), {"D": (s.sweep, [0.4] * 7)})
     held = {c["key"]: c["held"] for c in worse["claims"] + worse["checks"]}
     assert not held["ch05-mnist-dr-beats-d"] and not held["ch05-mnist-d-robust-at-half-eps"] and not worse["rising"]
+    rows = _rows()
+    rows[1] = {**rows[1], "worst": 0.125}  # the less robust source's D_R falls behind D: the claim says so
+    held = {c["key"]: c["held"] for c in constructed.training_verdicts(s, rows, {"D": (s.sweep, [0.9] * 7)})["claims"]}
+    assert not held["ch05-mnist-dr-beats-d"] and held["ch05-mnist-dr-beats-dnr"]
+
+
+def test_the_mislabel_diagnosis_names_what_section_2_measured():
+    s = constructed.study("cifar10", "ci")
+    relabelled = [{"set": "D_rand", "source": 0.421}, {"set": "D_det", "source": 0.38}]
+    trained = [{"set": "D", "clean": 0.583}, {"set": "D_rand", "clean": 0.122}, {"set": "D_det", "clean": 0.08}]
+    (line,) = constructed.mislabel_diagnosis(s, relabelled, trained)
+    assert line.startswith("CIFAR-10") and "trained on D_rand and D_det, below 30%" in line
+    assert "only on D_rand 42.1%, D_det 38.0%" in line and "reaches 58.3%" in line
+    trained[1:] = [{"set": "D_rand", "clean": 0.808}, {"set": "D_det", "clean": 0.456}]
+    assert constructed.mislabel_diagnosis(s, relabelled, trained) == []
 
 
 def test_cost_and_tradeoff_verdicts():
