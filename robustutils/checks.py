@@ -254,14 +254,23 @@ def measure_headline(profile: str, *, device=None) -> dict:
     }
 
 
+def _on_every_digit(result: dict) -> bool:
+    """Whether AutoAttack saw every digit PGD did (then the worst case needs no estimate)."""
+    return result["n_autoattack"] == result["n_pgd"]
+
+
 def headline_verdict(result: dict, *, min_clean: float, min_worst: float) -> dict:
     """Return the verdict on :func:`measure_headline`'s ``result``: at least ``min_clean`` clean accuracy on
     the PGD digits, and at least ``min_worst`` both as the worst case on the AutoAttack subset and as
     the estimate of the worst case on all the PGD digits (fractions)."""
     measured = (
         f"{result['clean']:.1%} clean and {result['pgd']:.1%} under {result['pgd_name'].upper()} on "
-        f"{result['n_pgd']:,} digits; worst case {result['worst']:.1%} ± {result['worst_ci']:.1%} on the first "
-        f"{result['n_autoattack']:,}, about {result['estimate']:.1%} on all {result['n_pgd']:,}"
+        f"{result['n_pgd']:,} digits; worst case {result['worst']:.1%} ± {result['worst_ci']:.1%} on "
+        + (
+            f"all {result['n_pgd']:,}"
+            if _on_every_digit(result)
+            else f"the first {result['n_autoattack']:,}, about {result['estimate']:.1%} on all {result['n_pgd']:,}"
+        )
     )
     if result.get("machine"):
         measured += f" (make bench record of {result['machine']['date']})"
@@ -289,6 +298,19 @@ def headline_table(result: dict) -> str:
             "clean": f"{MADRY_MNIST['aa_clean']:.2%}",
             "worst": f"{MADRY_MNIST['aa_worst']:.2%} (standard version)",
         },
+    ]
+    if _on_every_digit(result):
+        rows.append(
+            {
+                "what": f"this book, all {n_aa:,} digits (AutoAttack after {pgd})",
+                "n": f"{n_aa:,}",
+                "clean": subset["clean_acc"],
+                "pgd": subset["robust_acc"][result["pgd_name"]],
+                "worst": f"{result['worst']:.2%} ± {result['worst_ci']:.1%}",
+            }
+        )
+        return report.markdown_table(rows, columns, {"clean": ".2%", "pgd": ".2%"})
+    rows += [
         {
             "what": f"this book, all {result['n_pgd']:,} digits",
             "n": f"{result['n_pgd']:,}",
@@ -309,9 +331,9 @@ def headline_table(result: dict) -> str:
 
 def headline_report(result: dict, suite: dict) -> str:
     """Return the lines under :func:`headline_table`: what AutoAttack ran
-    (:func:`robustutils.report.autoattack_note`), its sanity-check flags, how long the model trained
-    and what AutoAttack on every digit PGD left robust would cost at the rate measured on the subset
-    (``suite``: the profile's evaluation suite)."""
+    (:func:`robustutils.report.autoattack_note`), its sanity-check flags, how long the model trained,
+    how long AutoAttack took, and, when it saw a subset only, what every digit PGD left robust would
+    cost at the rate measured there (``suite``: the profile's evaluation suite)."""
     flagged = {"model": "the headline model", "threat": threat("linf", result["eps"]), "flags": result["flags"]}
     lines = [report.autoattack_note(suite, "digits"), report.flag_report([flagged]), _headline_cost(result, suite)]
     return "\n".join(lines)
@@ -330,6 +352,11 @@ def _headline_cost(result: dict, suite: dict) -> str:
         return trained
     per_digit = result["autoattack_s"] / result["autoattack_digits"]
     left = result["pgd"] * result["n_pgd"]
+    if _on_every_digit(result):
+        return (
+            f"{trained} {aa} took {result['autoattack_s']:.0f} s for the {result['autoattack_digits']:,} digits "
+            f"{result['pgd_name'].upper()} left robust among all {result['n_pgd']:,}, {per_digit:.2f} s a digit."
+        )
     return (
         f"{trained} {aa} took {result['autoattack_s']:.0f} s for the {result['autoattack_digits']:,} digits "
         f"{result['pgd_name'].upper()} left robust among the first {result['n_autoattack']:,}, "

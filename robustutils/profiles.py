@@ -102,7 +102,7 @@ def _advtrain(profile: str) -> dict:
         # about as long as the rest of the book.
         "headline_from": "record" if profile == "ci" else "train",
         "headline_n_pgd": {"smoke": 200, "ci": 10_000, "colab": 10_000, "full": 10_000}[profile],
-        "headline_n_autoattack": {"smoke": 100, "ci": 1_000, "colab": 2_000, "full": 10_000}[profile],
+        "headline_n_autoattack": {"smoke": 100, "ci": 10_000, "colab": 2_000, "full": 10_000}[profile],
         "assert_claims": profile != "smoke",
     }
 

@@ -247,6 +247,34 @@ def test_headline_verdict_needs_clean_accuracy_and_both_worst_cases():
     assert "99.0% clean" in measured and "worst case 90.0% ± 1.9% on the first 1,000" in measured
 
 
+def test_the_headline_attacked_on_every_digit_is_reported_without_an_estimate():
+    subset = {"n": 10_000, "clean_acc": 0.9892, "robust_acc": {"pgd-40": 0.9269, "aa-apgd-t": 0.9001}}
+    head = {
+        "clean": 0.9892,
+        "pgd": 0.9269,
+        "pgd_name": "pgd-40",
+        "n_pgd": 10_000,
+        "n_autoattack": 10_000,
+        "subset": subset,
+        "worst": 0.9001,
+        "worst_ci": 0.0059,
+        "estimate": 0.9001,
+        "eps": 0.3,
+        "train_s": 673.0,
+        "device": "cpu",
+        "autoattack_s": 3_000.0,
+        "autoattack_digits": 9_269,
+        "flags": [],
+    }
+    measured = checks.headline_verdict(head, min_clean=0.985, min_worst=0.893)["measured"]
+    assert measured.endswith("worst case 90.0% ± 0.6% on all 10,000") and "about" not in measured
+    table = checks.headline_table(head).splitlines()
+    assert len(table) == 5 and "all 10,000 digits (AutoAttack after PGD-40)" in table[4] and "90.01% ±" in table[4]
+    line = checks.headline_report(head, profiles.config("ci", "eval")["suite"]).splitlines()[-1]
+    assert "took 3000 s for the 9,269 digits PGD-40 left robust among all 10,000, 0.32 s a digit." in line
+    assert "would take" not in line
+
+
 def test_strength_rows_feed_the_table_and_the_convergence_verdict(tiny_model, digits):
     rows = evaluate.attack_strength(tiny_model, *digits, eps=0.1, norm="linf", steps=[1, 10, 20], restarts=[1, 3])
     acc = checks.by_attack(rows)
