@@ -299,16 +299,10 @@ def headline_table(result: dict) -> str:
             "worst": f"{MADRY_MNIST['aa_worst']:.2%} (standard version)",
         },
     ]
+    on_subset = {"n": f"{n_aa:,}", "clean": subset["clean_acc"], "pgd": subset["robust_acc"][result["pgd_name"]]}
     if _on_every_digit(result):
-        rows.append(
-            {
-                "what": f"this book, all {n_aa:,} digits (AutoAttack after {pgd})",
-                "n": f"{n_aa:,}",
-                "clean": subset["clean_acc"],
-                "pgd": subset["robust_acc"][result["pgd_name"]],
-                "worst": f"{result['worst']:.2%} ± {result['worst_ci']:.1%}",
-            }
-        )
+        what = f"this book, all {n_aa:,} digits (AutoAttack after {pgd})"
+        rows.append({"what": what, **on_subset, "worst": f"{result['worst']:.2%} ± {result['worst_ci']:.1%}"})
         return report.markdown_table(rows, columns, {"clean": ".2%", "pgd": ".2%"})
     rows += [
         {
@@ -320,9 +314,7 @@ def headline_table(result: dict) -> str:
         },
         {
             "what": f"this book, the first {n_aa:,} (AutoAttack)",
-            "n": f"{n_aa:,}",
-            "clean": subset["clean_acc"],
-            "pgd": subset["robust_acc"][result["pgd_name"]],
+            **on_subset,
             "worst": f"{result['worst']:.1%} ± {result['worst_ci']:.1%}",
         },
     ]
