@@ -276,7 +276,7 @@ class LowData:
 
     @property
     def gains(self) -> list[float]:
-        """Per size, how much the largest ε beats standard training (negative: what it costs)."""
+        """How much the largest ε beats standard training at each size; a negative gain is a cost."""
         return [a - s for a, s in zip(self.accuracy[self.robust_eps[-1]], self.accuracy[0.0])]
 
     @property
