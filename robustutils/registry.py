@@ -370,8 +370,9 @@ TRAINING_EPS = {
 TRADES_EPS = 0.3
 _TRADES_BETAS = {"smoke": [1.0], "ci": [1.0, 6.0], "colab": [1.0, 6.0], "full": [0.5, 1.0, 3.0, 6.0, 12.0]}
 # The low-data models (Schmidt et al. 2018; Tsipras et al. 2019, Fig. 1): each size trains for about `images`
-# training images in all, within `epochs` (fewest, most; default 1, no limit): enough for each size to converge,
-# so that the curves compare what each training-set size can teach, not how long each model trained. `eps`
+# training images in all, within `epochs` (fewest, most; default 1, no limit): many passes over the small sets
+# and several over the large ones, so that the curves compare what each training-set size can teach rather
+# than how long each model trained. `eps`
 # (default LOWDATA_EPS) are the training eps; ci keeps standard training and the largest eps only, to fit all
 # 60,000 digits in its budget.
 _LOWDATA = {
