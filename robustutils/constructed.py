@@ -185,7 +185,7 @@ def relabel(
     return _in_batches(push, (x, t), batch_size, device, f"relabelling ({mode})", progress), t
 
 
-# --- The study of chapter 5: names, measurements, tables and verdicts ------------------------
+# --- The study of chapter 6: names, measurements, tables and verdicts ------------------------
 # These functions take models and datasets already loaded (robustutils.zoo loads them by name);
 # they measure and tabulate, and train or build nothing.
 
@@ -405,20 +405,20 @@ def inversion_verdicts(s: Study, rows: list[dict]) -> dict:
     return {
         "checks": [
             _check(
-                f"ch05-{s.dataset}-inversion-converges",
+                f"ch06-{s.dataset}-inversion-converges",
                 f"On {s.title}, every inversion closes over half of the representation distance (median).",
                 listed,
                 all(r["after"] < 0.5 * r["before"] for r in rows),
             ),
             _check(
-                f"ch05-{s.dataset}-inversion-shows-y",
+                f"ch06-{s.dataset}-inversion-shows-y",
                 f"On {s.title}, an independent robust model ({short(s.observer)}) reads every D_R's images as their "
                 "label y at least 80% as often as it reads the real images.",
                 shown,
                 all(v >= 0.8 * real for k, v in judged.items() if _kind(k) == "D_R"),
             ),
             _check(
-                f"ch05-{s.dataset}-dnr-noisier",
+                f"ch06-{s.dataset}-dnr-noisier",
                 f"On {s.title}, D_NR's images are read as y less often than D_R's.",
                 shown,
                 all(v > judged["D_NR"] for k, v in judged.items() if _kind(k) == "D_R"),
@@ -465,19 +465,19 @@ def relabel_verdicts(s: Study, rows: list[dict]) -> dict:
     return {
         "checks": [
             _check(
-                f"ch05-{s.dataset}-relabel-in-ball",
+                f"ch06-{s.dataset}-relabel-in-ball",
                 f"On {s.title}, every relabelled image stays within ε.",
                 ", ".join(f"{r['set']} max {r['max']:.2f} ≤ {r['eps']:g}" for r in rows),
                 all(r["max"] <= r["eps"] + 1e-4 for r in rows),
             ),
             _check(
-                f"ch05-{s.dataset}-relabel-takes-t",
+                f"ch06-{s.dataset}-relabel-takes-t",
                 f"On {s.title}, the standard model reads most relabelled images as their new label t.",
                 listed("source"),
                 all(r["source"] >= 0.5 for r in rows),
             ),
             _check(
-                f"ch05-{s.dataset}-relabel-shows-y",
+                f"ch06-{s.dataset}-relabel-shows-y",
                 f"On {s.title}, an independent robust model ({short(s.observer)}, not trained at the relabelling "
                 "radius) still reads the relabelled images as their original y at least 80% as often as the real "
                 "images.",
@@ -604,7 +604,7 @@ def training_claims(s: Study, v: dict) -> list[dict]:
 
     return [
         {
-            "key": f"ch05-{d}-drand-generalises",
+            "key": f"ch06-{d}-drand-generalises",
             "text": f"On {t}, standard training on D_rand (images nudged toward a random class and relabelled with it) "
             f"gives a model that classifies the real test set well above chance (10%).",
             "paper": f"D_rand: 63.3% {table1}",
@@ -612,7 +612,7 @@ def training_claims(s: Study, v: dict) -> list[dict]:
             "held": acc["D_rand"] >= 0.3,
         },
         {
-            "key": f"ch05-{d}-ddet-generalises",
+            "key": f"ch06-{d}-ddet-generalises",
             "text": f"On {t}, standard training on D_det (images nudged toward class y + 1 and relabelled y + 1) "
             f"gives a model that classifies the real test set well above chance (10%).",
             "paper": f"D_det: 43.7% {table1}",
@@ -620,7 +620,7 @@ def training_claims(s: Study, v: dict) -> list[dict]:
             "held": acc["D_det"] >= 0.3,
         },
         {
-            "key": f"ch05-{d}-ddet-harder",
+            "key": f"ch06-{d}-ddet-harder",
             "text": f"On {t}, D_det, whose robust features point to the wrong class, gives a lower real test accuracy "
             f"than D_rand.",
             "paper": f"63.3% (D_rand) vs 43.7% (D_det) {table1}",
@@ -628,7 +628,7 @@ def training_claims(s: Study, v: dict) -> list[dict]:
             "held": acc["D_rand"] > acc["D_det"],
         },
         {
-            "key": f"ch05-{d}-dr-beats-dnr",
+            "key": f"ch06-{d}-dr-beats-dnr",
             "text": f"On {t}, standard training on D_R gives a markedly (at least 10 pp) more robust model than "
             f"standard training on D_NR.",
             "paper": "48.2% (D_R) vs 0.8% (D_NR) robust accuracy at l2 eps 0.25 on CIFAR-10 "
@@ -637,7 +637,7 @@ def training_claims(s: Study, v: dict) -> list[dict]:
             "held": all(100 * (worst[k] - worst["D_NR"]) >= 10 for k in v["d_r"]),
         },
         {
-            "key": f"ch05-{d}-dr-beats-d",
+            "key": f"ch06-{d}-dr-beats-d",
             "text": f"On {t}, standard training on D_R gives a more robust model than standard training on the real "
             f"data D.",
             "paper": "standard training on D_R gives a robust model, standard training on D does not: 48.2% vs 4.5% "
@@ -646,7 +646,7 @@ def training_claims(s: Study, v: dict) -> list[dict]:
             "held": all(worst[k] > worst["D"] for k in v["d_r"]),
         },
         {
-            "key": f"ch05-{d}-dnr-not-robust",
+            "key": f"ch06-{d}-dnr-not-robust",
             "text": f"On {t}, standard training on D_NR gives a model that is less robust than the model trained on "
             f"the real data D.",
             "paper": "D_NR: 87.7% test accuracy, 0.8% robust accuracy at l2 eps 0.25 on CIFAR-10, D: 4.5% "
@@ -665,7 +665,7 @@ def training_checks(s: Study, v: dict) -> list[dict]:
         return []
     return [
         _check(
-            "ch05-mnist-d-robust-at-half-eps",
+            "ch06-mnist-d-robust-at-half-eps",
             "On MNIST, a standard model is fairly robust at small ℓ2 radii.",
             f"{v['d_at_half']:.1%} at ℓ2 {v['half_eps']:g}",
             v["d_at_half"] >= 0.5,
@@ -733,7 +733,7 @@ def transfer_claims(s: Study, result: dict) -> tuple[dict, dict]:
     D_det accuracy (Pearson r > 0.5; Ilyas et al.'s Fig. 3, and Fig. 13 of their Appendix D.9 for
     targeted examples), and the architectures fooled most often are the two that learn most from D_det."""
     claim = {
-        "key": f"ch05-{s.dataset}-transfer",
+        "key": f"ch06-{s.dataset}-transfer",
         "text": f"On {s.title}, across architectures, the rate at which the standard model's targeted adversarial "
         f"examples fool an architecture into the target class rises with the real test accuracy it reaches when "
         f"trained on D_det (Pearson r > 0.5).",
@@ -743,7 +743,7 @@ def transfer_claims(s: Study, result: dict) -> tuple[dict, dict]:
         "held": result["corr"] > 0.5,
     }
     check = _check(
-        f"ch05-{s.dataset}-transfer-same-top",
+        f"ch06-{s.dataset}-transfer-same-top",
         f"On {s.title}, the two architectures fooled most often are the two that learn most from D_det.",
         f"{', '.join(result['top'][0])} vs {', '.join(result['top'][1])}",
         result["same_top"],
@@ -812,7 +812,7 @@ def cost_verdicts(s: Study, rows: list[dict]) -> dict:
         "lines": lines,
         "checks": [
             _check(
-                f"ch05-{s.dataset}-dr-below-source",
+                f"ch06-{s.dataset}-dr-below-source",
                 f"On {t}, the D_R model is less robust than the robust model it was made from.",
                 f"{made['worst']:.1%} vs {source['worst']:.1%}",
                 made["worst"] < source["worst"],
@@ -838,7 +838,7 @@ def robustness_costs(s: Study, rows: list[dict], trained: list[dict]) -> dict:
         if s.dataset == "mnist":
             checks.append(
                 _check(
-                    f"ch05-mnist-{short(name)}-cheap",
+                    f"ch06-mnist-{short(name)}-cheap",
                     f"On MNIST, the {short(name)} model gives up "
                     "little test accuracy (≤ 5 pp) for a large gain in robustness (≥ 30 pp).",
                     f"{100 * cost:.1f} pp for {100 * gain:+.1f} pp",
@@ -865,13 +865,13 @@ def tradeoff_verdicts(mnist_cost: float, cifar_clean: dict, n_test: int) -> dict
     ]
     checks = [
         _check(
-            "ch05-mnist-cost-not-zero",
+            "ch06-mnist-cost-not-zero",
             "On MNIST, the most robust model's cost in test accuracy is small but not zero.",
             f"{100 * mnist_cost:.1f} pp",
             mnist_cost > 0,
         ),
         _check(
-            "ch05-cifar10-costs-more",
+            "ch06-cifar10-costs-more",
             "Robustness costs more test accuracy on CIFAR-10 than on MNIST.",
             f"{100 * cost:.1f} vs {100 * mnist_cost:.1f} pp",
             cost > mnist_cost,

@@ -283,7 +283,7 @@ SMOKE_SIZES = {
     "toy": {"n_sweep": at_most(1_000), "n_test": at_most(2_000), "n_train": at_most(1_000), "steps": at_most(200)},
 }
 #: Widths are sizes too, so the architecture keeps its layers at a fraction of its channels (the
-#: smoke profile already thins chapter 5's transfer ResNet the same way).
+#: smoke profile already thins chapter 6's transfer ResNet the same way).
 SMOKE_WIDTHS = {"preact_resnet18": {"width": 8}}
 #: The settings that change with scale but that a derived profile keeps from its base, because they
 #: choose the code that runs (architectures, optimisers, schedules, augmentation, which datasets and models

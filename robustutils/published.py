@@ -8,7 +8,7 @@ the ``robustbench`` package) through RobustBench's own ``load_model``: its cache
 (2019) and Tsipras et al. (2019). Both return a :class:`PublishedClassifier`: inputs are images in
 [0, 1] [N, 3, H, W] (normalisation inside), the output is logits, and ``representation(x)`` is the
 penultimate layer [N, D] with ``forward(x) == head(representation(x))``, as for
-:class:`robustutils.models.Classifier`, so the attacks and chapter 5's inversions accept them.
+:class:`robustutils.models.Classifier`, so the attacks and chapter 6's inversions accept them.
 
 Every eps is in pixel units of inputs in [0, 1]. The packages are optional:
 ``pip install "robustutils[published]"``.

@@ -1,4 +1,4 @@
-"""Ilyas et al.'s D_R and D_NR built from the papers' own published CIFAR-10 models (chapter 5 at the
+"""Ilyas et al.'s D_R and D_NR built from the papers' own published CIFAR-10 models (chapter 6 at the
 ``colab`` and ``full`` profiles), and a standard model trained on each.
 
 The constructions are :mod:`robustutils.constructed`'s (:func:`~robustutils.constructed.invert`); the
@@ -161,7 +161,7 @@ class PublishedStudy:
         scale = f"{len(self.real[1]):,} images, {self.settings['steps']} steps"
         claims = [
             {
-                "key": "ch05-published-dr-beats-dnr",
+                "key": "ch06-published-dr-beats-dnr",
                 "text": "On CIFAR-10, standard training on the D_R built through the published ℓ2-robust ResNet-50 "
                 "gives a more robust model than standard training on the D_NR built through the published standard "
                 f"model ({scale}; not asserted: no run with the published weights has checked it).",
@@ -171,7 +171,7 @@ class PublishedStudy:
                 "checked": False,
             },
             {
-                "key": "ch05-published-dr-beats-d",
+                "key": "ch06-published-dr-beats-d",
                 "text": "On CIFAR-10, standard training on that D_R gives a more robust model than standard training "
                 f"on the real images it was made from ({scale}; not asserted).",
                 "paper": "standard training on D_R gives a robust model, on D it does not (Ilyas et al. 2019, "

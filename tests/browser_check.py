@@ -175,7 +175,7 @@ def test_every_image_is_present_and_non_empty(visits, doc):
         path = urlparse(img["src"]).path
         if img["src"].startswith("http://127.0.0.1"):
             assert (HTML / unquote(path).lstrip("/")).stat().st_size > 0, f"{doc}: empty image file {path}"
-    if doc in CHAPTERS and doc != "notebooks/07_results":
+    if doc in CHAPTERS and doc != "notebooks/08_results":
         assert images, f"{doc}: a chapter without a single figure"
 
 
@@ -225,7 +225,7 @@ def test_chapter_offers_colab_launch_button(visits, doc):
 def test_exercise_solutions_are_hidden_until_clicked(visits, doc):
     page = visits(doc).page
     solutions = page.locator("div.solution")
-    if doc != "notebooks/07_results":
+    if doc != "notebooks/08_results":
         assert page.locator("div.exercise").count() >= 2, f"{doc}: a chapter ends with 2-4 exercises"
         assert solutions.count() >= 1, f"{doc}: exercises without solutions"
     for i in range(solutions.count()):

@@ -233,9 +233,9 @@ def test_inversion_and_relabel_rows_measure_what_their_tables_say(mnist_model, d
     assert rows[0]["source"] == rows[0]["observer"], "one model is both source and observer here"
     checks = constructed.inversion_verdicts(s, rows)["checks"]
     assert [c["key"] for c in checks] == [
-        "ch05-mnist-inversion-converges",
-        "ch05-mnist-inversion-shows-y",
-        "ch05-mnist-dnr-noisier",
+        "ch06-mnist-inversion-converges",
+        "ch06-mnist-inversion-shows-y",
+        "ch06-mnist-dnr-noisier",
     ]
     assert checks[0]["held"] == all(r["after"] < 0.5 * r["before"] for r in rows)
     assert rows[0]["observer_real"] == rows[1]["observer_real"] == target_rate(mnist_model, x, y)
@@ -273,7 +273,7 @@ def test_training_verdicts_state_the_claims_of_the_chapter():
     assert (v["half_eps"], v["d_at_half"], v["rising"]) == (1.0, 0.823, True)
     keys = [c["key"] for c in v["claims"]]
     assert keys == [
-        f"ch05-mnist-{k}"
+        f"ch06-mnist-{k}"
         for k in (
             "drand-generalises",
             "ddet-generalises",
@@ -289,14 +289,14 @@ def test_training_verdicts_state_the_claims_of_the_chapter():
         "15.5% (D_R(l2-2), +14.5 pp), 21.0% (D_R(l2-3), +20.0 pp) vs 1.0% (D_NR) at l2 eps 2"
     )
     assert v["claims"][4]["measured"].startswith("15.5% (D_R(l2-2), +2.3 pp), 21.0% (D_R(l2-3), +7.8 pp) vs 13.2% (D)")
-    assert [c["key"] for c in v["checks"]] == ["ch05-mnist-d-robust-at-half-eps"] and v["checks"][0]["held"]
+    assert [c["key"] for c in v["checks"]] == ["ch06-mnist-d-robust-at-half-eps"] and v["checks"][0]["held"]
     worse = constructed.training_verdicts(s, _rows(worst_r3=0.1), {"D": (s.sweep, [0.4] * 7)})
     held = {c["key"]: c["held"] for c in worse["claims"] + worse["checks"]}
-    assert not held["ch05-mnist-dr-beats-d"] and not held["ch05-mnist-d-robust-at-half-eps"] and not worse["rising"]
+    assert not held["ch06-mnist-dr-beats-d"] and not held["ch06-mnist-d-robust-at-half-eps"] and not worse["rising"]
     rows = _rows()
     rows[1] = {**rows[1], "worst": 0.125}  # the less robust source's D_R falls behind D: the claim says so
     held = {c["key"]: c["held"] for c in constructed.training_verdicts(s, rows, {"D": (s.sweep, [0.9] * 7)})["claims"]}
-    assert not held["ch05-mnist-dr-beats-d"] and held["ch05-mnist-dr-beats-dnr"]
+    assert not held["ch06-mnist-dr-beats-d"] and held["ch06-mnist-dr-beats-dnr"]
 
 
 def test_the_mislabel_diagnosis_names_what_section_2_measured():
@@ -360,7 +360,7 @@ def test_the_transfer_study_measures_rates_and_their_correlation(mnist_model, di
     assert set(r["points"]) == {"trained", "random"} and r["rows"][0]["det"] == r["points"]["trained"][1]
     assert r["points"]["trained"][1] == evaluate.evaluate(mnist_model, x, y)["clean_acc"]
     assert r["corr"] == pytest.approx(1.0) or r["corr"] == pytest.approx(-1.0), "two points lie on a line"
-    assert [c["key"] for c in r["claims"]] == ["ch05-mnist-transfer"] and r["claims"][0]["held"] == (r["corr"] > 0.5)
+    assert [c["key"] for c in r["claims"]] == ["ch06-mnist-transfer"] and r["claims"][0]["held"] == (r["corr"] > 0.5)
     assert r["same_top"] and r["checks"][0]["held"], "with two architectures the top two are both"
 
 
@@ -384,7 +384,7 @@ def test_the_transfer_claim_cites_the_targeted_measure():
 
 
 def test_record_prints_and_records_and_stops_at_a_failed_check(capsys):
-    page = report.Chapter(5, "smoke", checked=True)
+    page = report.Chapter(6, "smoke", checked=True)
     constructed.record(
         page, {"lines": ["one", "two"], "checks": [{"key": "k1", "text": "fine", "measured": "1", "held": True}]}
     )
@@ -394,7 +394,7 @@ def test_record_prints_and_records_and_stops_at_a_failed_check(capsys):
 
 
 def test_a_study_that_is_not_asserted_reports_its_claims_and_checks_without_stopping():
-    page = report.Chapter(5, "ci", checked=True)
+    page = report.Chapter(6, "ci", checked=True)
     verdict = {
         "claims": [{"key": "k1", "text": "t", "paper": "p", "measured": "m", "held": False}],
         "checks": [{"key": "k2", "text": "t", "measured": "m", "held": False}],

@@ -1,9 +1,9 @@
-"""Chapters 3-5's sections on the papers' own published models (the ``colab`` and ``full`` profiles),
+"""Chapters 3, 4 and 6's sections on the papers' own published models (the ``colab`` and ``full`` profiles),
 offline: stand-in checkpoints (RobustBench's architectures, seeded random weights) are written where
 the chapters read the published models, :data:`robustutils.published.MODEL_DIR_ENV` and
 ``TORCH_HOME`` point there, and each chapter's library path runs at ``colab-smoke``: chapter 3's
 evaluation, chapter 4's models and Restricted ImageNet sample (downloaded from a local server laid
-out like the sample's GitHub repository), chapter 5's D_R and D_NR with the models trained on them.
+out like the sample's GitHub repository), chapter 6's D_R and D_NR with the models trained on them.
 
 The stand-ins come from tests/published_standins.py, which tests/conftest.py also uses for the
 chapters' own runs at ``colab-smoke`` and ``full-smoke``.
@@ -174,7 +174,7 @@ def test_chapter_5_builds_d_r_and_d_nr_from_the_published_models_and_trains_on_t
     assert list(study.robust) == ["standard on D", "standard on D_R", "standard on D_NR"]
     assert study.trained["D"]["recipe"]["epochs"] == published_datasets.published_recipe(PROFILE, s["n"]).epochs
     claims = study.verdicts()["claims"]
-    assert [c["key"] for c in claims] == ["ch05-published-dr-beats-dnr", "ch05-published-dr-beats-d"]
+    assert [c["key"] for c in claims] == ["ch06-published-dr-beats-dnr", "ch06-published-dr-beats-d"]
     assert not any(c["checked"] for c in claims)
     assert len(list((chapter_env / "datasets").glob("cifar10-published-*.pt"))) == 2
     again = published_datasets.published_study(
