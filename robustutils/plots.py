@@ -355,3 +355,39 @@ def interpolations(paths: dict[str, torch.Tensor], shown: int = 8, size: float =
         )
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def expected_accuracy(
+    points: dict[str, tuple[float, float]], envelope: list[tuple[float, float, float, float, str]]
+) -> plt.Figure:
+    """Return the expected accuracy ``(1 - q) standard + q robust`` of each model against the
+    fraction ``q`` of attacked inputs, one line per model (``points[name] = (standard, robust)``,
+    fractions in [0, 1]; TRADES models dashed), with the upper envelope drawn thick and each switch
+    point marked: on a 0–100% scale (left) and close to the envelope (right), where each switch is
+    labelled with the model that takes over. ``envelope`` holds the pieces in order of q as
+    ``(q_from, q_to, standard, robust, label)`` (as from :func:`robustutils.tradeoff.best_under_attack`)."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    ends = [[(1 - q) * standard + q * robust for q in (q_from, q_to)] for q_from, q_to, standard, robust, _ in envelope]
+    for ax in axes:
+        for name, (standard, robust) in points.items():
+            ax.plot([0, 1], [standard, robust], "--" if name.startswith("trades") else "-", lw=1.2, label=name)
+        for k, ((q_from, q_to, *_), y) in enumerate(zip(envelope, ends)):
+            label = "the best model (upper envelope)" if k == 0 else None
+            ax.plot([q_from, q_to], y, "k-", lw=5, alpha=0.3, solid_capstyle="butt", label=label)
+        switches = [(q_from, y[0]) for (q_from, *_), y in zip(envelope[1:], ends[1:])]
+        ax.plot([q for q, _ in switches], [y for _, y in switches], "ko", ms=5)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set(xlabel="q, the fraction of inputs that are attacked", xlim=(0, 1))
+        ax.grid(alpha=0.3)
+    full, zoom = axes
+    full.set(ylabel="expected accuracy", ylim=(-0.02, 1.02), title="all models")
+    full.legend(fontsize=7, loc="lower left")
+    low, high = min(min(y) for y in ends), max(max(y) for y in ends)
+    span = max(high - low, 0.01)
+    zoom.set(ylim=(low - 0.1 * span, min(high + 0.25 * span, 1.03)), title="close to the best model")
+    for (q_from, *_, label), (q, y) in zip(envelope[1:], switches):
+        zoom.annotate(f"q = {q_from:.3g}: {label}", (q, y), textcoords="offset points", xytext=(4, 8), fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -7,6 +7,8 @@
   accuracy of the ``mnist/*-n<N>`` models against the training-set size.
 - :func:`trades_study`: TRADES (Zhang et al. 2019) beside Madry et al.'s MNIST ℓ∞ models, all at
   :data:`robustutils.registry.TRADES_EPS`, with the Pareto front.
+- :func:`best_under_attack`: which model to deploy when a fraction q of the inputs is attacked (the
+  upper envelope of the expected accuracies ``(1 - q) standard + q robust``), with its switch points.
 - :func:`scale` and :func:`paper_table`: this run's numbers beside the papers'.
 - :func:`published_study` (the ``colab`` and ``full`` profiles): the papers' own released CIFAR-10
   models (RobustBench's ``Standard`` and ``Engstrom2019Robustness``) under this run's evaluation,
@@ -17,6 +19,9 @@ profile's attacks (:func:`robustutils.zoo.eval_attacks`).
 """
 
 import dataclasses
+import math
+import numbers
+from fractions import Fraction
 
 from . import data, evaluate, independent, plots, profiles, published, registry, report, runtime, zoo
 
@@ -380,6 +385,169 @@ def trades_study(profile: str, *, progress: bool = False) -> TradesStudy:
         for name in _progress(names, "TRADES and Madry models", progress)
     }
     return TradesStudy(eps, results)
+
+
+# --- Which model to deploy when a fraction q of the inputs is attacked ---------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """One piece of the upper envelope of :func:`best_under_attack`: for every fraction ``q`` of
+    attacked inputs in ``[q_from, q_to]``, the models ``models`` have the highest expected accuracy
+    (several only when their accuracies are equal). ``standard`` and ``robust`` are their standard
+    and robust accuracy (fractions in [0, 1])."""
+
+    q_from: float
+    q_to: float
+    models: tuple[str, ...]
+    standard: float
+    robust: float
+
+    @property
+    def model(self) -> str:
+        """The models' names as the tables print them, ``"standard"`` or ``"standard or linf-0.1"`` for a tie."""
+        return " or ".join(self.models)
+
+    def expected(self, q: float) -> float:
+        """Return the expected accuracy (a fraction) of these models when a fraction ``q`` of the inputs
+        is attacked (:func:`expected_accuracy`)."""
+        return expected_accuracy(self.standard, self.robust, q)
+
+
+def _fraction(value, what: str) -> float:
+    """Return ``value`` as a float after checking it is a finite number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number in [0, 1] (a fraction, not a percentage); got {value!r}")
+    if not 0 <= value <= 1:
+        hint = " (divide a percentage by 100)" if 1 < value <= 100 else ""
+        raise ValueError(f"{what} must be a fraction in [0, 1]{hint}; got {value!r}")
+    return float(value)
+
+
+def _check_points(points) -> dict[str, tuple[float, float]]:
+    if not isinstance(points, dict) or not points:
+        raise ValueError(
+            "points must be a non-empty dict name -> (standard accuracy, robust accuracy), e.g. "
+            f"TradesStudy.points; got {points!r}"
+        )
+    checked = {}
+    for name, pair in points.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"points[{name!r}] must be a pair (standard accuracy, robust accuracy); got {pair!r}")
+        checked[name] = (
+            _fraction(pair[0], f"the standard accuracy of {name!r}"),
+            _fraction(pair[1], f"the robust accuracy of {name!r}"),
+        )
+    return checked
+
+
+def expected_accuracy(standard: float, robust: float, q: float) -> float:
+    """Return ``(1 - q) * standard + q * robust``: the accuracy of a model with standard accuracy
+    ``standard`` and robust accuracy ``robust`` (fractions in [0, 1]) on inputs of which a fraction ``q``
+    (in [0, 1]) is attacked by the threat model the robust accuracy was measured in, and the rest are
+    left clean. Raises ``ValueError`` when an argument is not a finite number in [0, 1]."""
+    standard, robust = _fraction(standard, "standard"), _fraction(robust, "robust")
+    q = _fraction(q, "q, the fraction of attacked inputs,")
+    return (1 - q) * standard + q * robust
+
+
+def best_under_attack(points: dict[str, tuple[float, float]]) -> list[Deployment]:
+    """Return the model to deploy for each fraction ``q`` of attacked inputs, ``q`` from 0 to 1.
+
+    A model of standard accuracy ``s`` and robust accuracy ``r`` is right on a fraction
+    ``(1 - q) s + q r`` of the inputs when a fraction ``q`` of them is attacked (its expected
+    accuracy, a line in ``q``). The best model at each ``q`` is therefore the upper envelope of these
+    lines, computed exactly: starting from the most accurate model at ``q = 0``, the next model is the
+    one whose line, rising faster (larger ``r - s``), crosses the current one first, at
+    ``q* = (s_a - s_b) / ((s_a - s_b) + (r_b - r_a))``. The crossings are compared as exact fractions
+    of the given floats, so ties are ties: models with equal accuracies share a piece, and of several
+    lines that cross at one ``q*`` the one rising fastest takes over. A model some other model beats on
+    both accuracies is never chosen, nor is a model of the Pareto frontier that lies below the segment
+    joining two others (a mix of their accuracies would beat it): only the vertices of the convex hull
+    of the points that face up and to the right can be the best. Tsipras et al. (2019) show that
+    standard and robust accuracy can be at odds; this picks the point of the trade-off that a known
+    share of attacks makes best.
+
+    Args:
+        points: ``name -> (standard accuracy, robust accuracy)``, fractions in [0, 1], e.g.
+            :attr:`TradesStudy.points`; the robust accuracy is in the threat model the attacked inputs
+            face.
+
+    Returns:
+        The :class:`Deployment` pieces in order of ``q``. The first starts at 0, each starts where the
+        one before ends (a switch point, where the two are equally good), and the last ends at 1. A
+        model that is best only at a single ``q`` (a tie at 0 or at 1) has no piece.
+
+    Raises:
+        ValueError: ``points`` is empty or not a dict of pairs of finite fractions in [0, 1].
+    """
+    points = _check_points(points)
+    tied = {}  # models with the same two accuracies are one line
+    for name, pair in points.items():
+        tied.setdefault(tuple(Fraction(a) for a in pair), []).append(name)
+    s, r = max(tied)  # the most accurate line at q = 0, and of those the one that rises fastest
+    q, pieces = Fraction(0), []
+    while True:
+        crossings = [
+            ((s - s_b) / ((s - s_b) + (r_b - r)), r_b - s_b, (s_b, r_b))
+            for s_b, r_b in tied
+            if (r_b - s_b) > (r - s)  # only a line that rises faster can overtake
+        ]
+        q_next, _, nxt = min(crossings, key=lambda c: (c[0], -c[1]), default=(Fraction(1), None, None))
+        if q_next >= 1:
+            q_next, nxt = Fraction(1), None
+        names = tuple(tied[s, r])
+        pieces.append(Deployment(float(q), float(q_next), names, *points[names[0]]))
+        if nxt is None:
+            return pieces
+        q, (s, r) = q_next, nxt
+
+
+def deployment_sentence(pieces: list[Deployment]) -> str:
+    """Return the pieces of :func:`best_under_attack` as one sentence, e.g. ``"below q = 0.0304 deploy
+    standard; from q = 0.0304 to 0.238 linf-0.3; from q = 0.238 on trades-6"`` (q to three significant
+    digits, tied models joined by ``" or "``)."""
+    if len(pieces) == 1:
+        return f"at every q deploy {pieces[0].model}"
+    words = [f"below q = {pieces[0].q_to:.3g} deploy {pieces[0].model}"]
+    words += [f"from q = {p.q_from:.3g} to {p.q_to:.3g} {p.model}" for p in pieces[1:-1]]
+    words.append(f"from q = {pieces[-1].q_from:.3g} on {pieces[-1].model}")
+    return "; ".join(words)
+
+
+def deployment_table(pieces: list[Deployment]) -> str:
+    """Return the Markdown table of :func:`best_under_attack`: one row per piece with its range of q
+    (the fraction of attacked inputs), the best model, its standard and robust accuracy, and its
+    expected accuracy at both ends of the range (percent)."""
+    rows = [
+        {
+            "q_from": p.q_from,
+            "q_to": p.q_to,
+            "model": p.model,
+            "standard": p.standard,
+            "robust": p.robust,
+            "at_from": p.expected(p.q_from),
+            "at_to": p.expected(p.q_to),
+        }
+        for p in pieces
+    ]
+    columns = {
+        "q_from": "q from",
+        "q_to": "q to",
+        "model": "best model",
+        "standard": "its standard accuracy",
+        "robust": "its robust accuracy",
+        "at_from": "expected accuracy at q from",
+        "at_to": "expected accuracy at q to",
+    }
+    formats = {"q_from": ".3g", "q_to": ".3g"} | {k: ".1%" for k in ("standard", "robust", "at_from", "at_to")}
+    return report.markdown_table(rows, columns, formats)
+
+
+def deployment_figure(points: dict[str, tuple[float, float]], pieces: list[Deployment]):
+    """Return :func:`robustutils.plots.expected_accuracy` of ``points`` (name -> (standard, robust),
+    fractions) with the upper envelope ``pieces`` of :func:`best_under_attack`."""
+    return plots.expected_accuracy(points, [(p.q_from, p.q_to, p.standard, p.robust, p.model) for p in pieces])
 
 
 # --- This run beside the papers ---------------------------------------------------------------

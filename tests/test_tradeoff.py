@@ -3,9 +3,10 @@ low-data study and TRADES on given evaluations, and the registry names it reads.
 end to end, on models trained at each test profile, when `make test` executes chapter 3."""
 
 import matplotlib
+import numpy as np
 import pytest
 
-from robustutils import data, registry, tradeoff
+from robustutils import data, registry, report, tradeoff
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -194,3 +195,131 @@ def test_the_paper_numbers_give_autoattacks_figure_on_each_released_model():
     }
     row = next(line for line in tradeoff.paper_table(by_panel, "ci").splitlines() if "Madry" in line)
     assert "| 98.8% / 89.3% (PGD-100, 20 restarts) | 98.53% / 88.50% (Croce & Hein 2020) | 97.0% / 71.0% |" in row
+
+
+# --- Which model to deploy when a fraction q of the inputs is attacked ---------------------------
+
+CI_POINTS = {  # chapter 3's TRADES study at ci (400 test digits), as fractions
+    "standard": (0.9925, 0.0),
+    "linf-0.1": (0.9925, 0.0),
+    "linf-0.2": (0.9775, 0.02),
+    "linf-0.3": (0.97, 0.7175),
+    "trades-1": (0.97, 0.67),
+    "trades-6": (0.9575, 0.7575),
+}
+
+
+def piece_at(pieces, q):
+    return next(p for p in pieces if p.q_from <= q <= p.q_to)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_envelope_is_the_best_expected_accuracy_at_every_q(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 9))
+    grid = 400 if seed % 2 else 8  # a coarse grid of accuracies makes ties and repeated points likely
+    values = rng.integers(0, grid + 1, size=(n, 2)) / grid
+    points = {f"m{i}": (float(s), float(r)) for i, (s, r) in enumerate(values)}
+    pieces = tradeoff.best_under_attack(points)
+    assert pieces[0].q_from == 0 and pieces[-1].q_to == 1
+    assert all(a.q_to == b.q_from for a, b in zip(pieces, pieces[1:]))
+    assert all(p.q_from < p.q_to for p in pieces), "no piece is a single point"
+    switches = [p.q_from for p in pieces[1:]]
+    qs = np.linspace(0, 1, 4001)
+    s, r = values[:, 0], values[:, 1]
+    for q in qs:
+        expected = (1 - q) * s + q * r
+        piece = piece_at(pieces, q)
+        assert piece.expected(q) == pytest.approx(expected.max(), abs=1e-12)
+        if 0 < q < 1 and all(abs(q - w) > 1e-6 for w in switches):
+            best = {f"m{i}" for i in np.flatnonzero(expected >= expected.max() - 1e-12)}
+            assert set(piece.models) == best, f"q = {q}"
+
+
+def test_switch_points_are_where_the_two_lines_cross():
+    pieces = tradeoff.best_under_attack({"a": (0.99, 0.0), "b": (0.97, 0.72), "c": (0.96, 0.76)})
+    assert [p.models for p in pieces] == [("a",), ("b",), ("c",)]
+    assert pieces[0].q_to == pytest.approx(0.02 / (0.02 + 0.72), rel=1e-12)
+    assert pieces[1].q_to == pytest.approx(0.01 / (0.01 + 0.04), rel=1e-12)
+    for before, after in zip(pieces, pieces[1:]):
+        q = after.q_from
+        assert before.expected(q) == pytest.approx(after.expected(q), abs=1e-12)
+        assert before.expected(q - 1e-3) > after.expected(q - 1e-3) and after.expected(q + 1e-3) > before.expected(
+            q + 1e-3
+        )
+
+
+def test_the_book_measurements_switch_from_the_most_accurate_to_linf_0_3_to_trades():
+    pieces = tradeoff.best_under_attack(CI_POINTS)
+    assert [p.models for p in pieces] == [("standard", "linf-0.1"), ("linf-0.3",), ("trades-6",)]
+    assert pieces[0].q_to == pytest.approx(0.0225 / 0.74) and pieces[1].q_to == pytest.approx(0.0125 / 0.0525)
+    assert tradeoff.deployment_sentence(pieces) == (
+        "below q = 0.0304 deploy standard or linf-0.1; from q = 0.0304 to 0.238 linf-0.3; from q = 0.238 on trades-6"
+    )
+    table = tradeoff.deployment_table(pieces).splitlines()
+    assert table[0] == (
+        "| q from | q to | best model | its standard accuracy | its robust accuracy | expected accuracy at q from "
+        "| expected accuracy at q to |"
+    )
+    assert table[2] == "| 0 | 0.0304 | standard or linf-0.1 | 99.2% | 0.0% | 99.2% | 96.2% |"
+    assert table[-1] == "| 0.238 | 1 | trades-6 | 95.8% | 75.8% | 91.0% | 75.8% |"
+
+
+def test_a_dominated_model_or_one_below_the_hull_is_never_chosen():
+    chosen = {m for p in tradeoff.best_under_attack(CI_POINTS) for m in p.models}
+    assert "trades-1" not in chosen, "linf-0.3 beats it on both accuracies"
+    assert "linf-0.2" in report.pareto_front(CI_POINTS) and "linf-0.2" not in chosen, "below standard–linf-0.3"
+    # b lies on the segment from a to c: the three lines meet at q = 1/3, where c takes over at once
+    pieces = tradeoff.best_under_attack({"a": (1.0, 0.0), "b": (0.75, 0.5), "c": (0.5, 1.0)})
+    assert [(p.models, p.q_from, p.q_to) for p in pieces] == [(("a",), 0.0, 1 / 3), (("c",), 1 / 3, 1.0)]
+    # equal standard accuracy: the more robust one wins from q = 0 on; equal robust accuracy at q = 1 alike
+    assert [p.models for p in tradeoff.best_under_attack({"x": (0.9, 0.1), "y": (0.9, 0.2)})] == [("y",)]
+    assert [p.models for p in tradeoff.best_under_attack({"x": (0.5, 0.7), "y": (0.8, 0.7)})] == [("y",)]
+    one = tradeoff.best_under_attack({"only": (0.9, 0.4)})
+    assert [(p.q_from, p.q_to) for p in one] == [(0.0, 1.0)]
+    assert tradeoff.deployment_sentence(one) == "at every q deploy only"
+
+
+@pytest.mark.parametrize(
+    "points, match",
+    [
+        ({}, "non-empty dict"),
+        ([("a", (0.9, 0.1))], "non-empty dict"),
+        ({"a": (0.9,)}, "must be a pair"),
+        ({"a": 0.9}, "must be a pair"),
+        ({"a": (97.0, 70.0)}, "divide a percentage by 100"),
+        ({"a": (0.9, -0.1)}, r"robust accuracy of 'a' must be a fraction in \[0, 1\]"),
+        ({"a": (float("nan"), 0.1)}, "standard accuracy of 'a' must be a finite number"),
+        ({"a": (0.9, float("inf"))}, "must be a finite number"),
+        ({"a": ("0.9", 0.1)}, "must be a finite number"),
+        ({"a": (True, 0.1)}, "must be a finite number"),
+    ],
+)
+def test_points_are_validated(points, match):
+    with pytest.raises(ValueError, match=match):
+        tradeoff.best_under_attack(points)
+
+
+def test_expected_accuracy_mixes_the_two_accuracies_and_checks_q():
+    assert tradeoff.expected_accuracy(0.9, 0.5, 0.25) == pytest.approx(0.8)
+    assert tradeoff.expected_accuracy(0.9, 0.5, 0) == 0.9 and tradeoff.expected_accuracy(0.9, 0.5, 1) == 0.5
+    for q in (1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="q, the fraction of attacked inputs"):
+            tradeoff.expected_accuracy(0.9, 0.5, q)
+
+
+def test_the_deployment_figure_draws_each_model_and_marks_the_switches():
+    pieces = tradeoff.best_under_attack(CI_POINTS)
+    fig = tradeoff.deployment_figure(CI_POINTS, pieces)
+    full, zoom = fig.axes
+    assert full.get_legend_handles_labels()[1] == [*CI_POINTS, "the best model (upper envelope)"]
+    assert [t.get_text() for t in zoom.texts] == ["q = 0.0304: linf-0.3", "q = 0.238: trades-6"]
+    for ax in (full, zoom):
+        envelope = [line for line in ax.lines if line.get_linewidth() == 5]
+        assert [tuple(line.get_xdata()) for line in envelope] == [(p.q_from, p.q_to) for p in pieces]
+        assert envelope[-1].get_ydata()[-1] == pytest.approx(0.7575)
+        (dots,) = [line for line in ax.lines if line.get_marker() == "o"]
+        assert list(dots.get_xdata()) == [p.q_from for p in pieces[1:]]
+    low, high = zoom.get_ylim()
+    assert low < 0.7575 and 0.9925 < high <= 1.03, "the zoom shows the whole envelope"
+    plt.close(fig)
