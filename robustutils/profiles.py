@@ -147,6 +147,29 @@ def _features(profile: str) -> dict:
     }
 
 
+def _synthesis(profile: str) -> dict:
+    # Santurkar et al.'s generation radius, l2 40 on 224-pixel ImageNet images, is about 3 per
+    # 28-pixel digit and 6 per CIFAR-10 image at the same size per pixel value. Their inpainting
+    # radius, 21.6 for a 60-pixel square, is about 2 for MNIST's 10-pixel square and 4.3 for
+    # CIFAR-10's 12-pixel one; the book gives both 5, room to redraw the whole square.
+    return {
+        "gen_eps": {"mnist": 3.0, "cifar10": 6.0},
+        "gen_steps": {"smoke": 5, "ci": 60, "colab": 60, "full": 100}[profile],
+        "per_class": {"smoke": 2, "ci": 20, "colab": 50, "full": 100}[profile],
+        # training images the seed normals are fitted to (None: all of them, as Santurkar et al.)
+        "n_fit": {"smoke": 1_000, "ci": 20_000, "colab": None, "full": None}[profile],
+        "n_real": {"smoke": 100, "ci": 1_000, "colab": 5_000, "full": 10_000}[profile],
+        "inpaint_n": {"smoke": 20, "ci": 200, "colab": 1_000, "full": 2_000}[profile],
+        "inpaint_size": {"mnist": 10, "cifar10": 12},
+        "inpaint_eps": {"mnist": 5.0, "cifar10": 5.0},
+        "inpaint_weight": 10.0,
+        "units": 2 if profile == "smoke" else 4,
+        "unit_images": 2 if profile == "smoke" else 6,
+        "unit_eps": {"mnist": 6.0, "cifar10": 8.0},
+        "assert_claims": profile != "smoke",
+    }
+
+
 def _features_published(profile: str) -> dict:
     # Tsipras et al.'s figures through the published models: n_images test images per figure (ImageNet:
     # one of each superclass, at most 9, image_size pixels), the gradient measure on n_measure images.
@@ -212,6 +235,7 @@ def _profile(profile: str) -> dict[str, dict]:
         "advtrain": _advtrain(profile),
         "tradeoff": _tradeoff(profile),
         "features": _features(profile),
+        "synthesis": _synthesis(profile),
         "constructed": _constructed(profile),
         "performance": dict(book_pages),
         "results": dict(book_pages),
@@ -278,6 +302,15 @@ SMOKE_SIZES = {
             "n_measure": at_most(2),
             "large_steps": at_most(2),
         },
+    },
+    "synthesis": {
+        "gen_steps": at_most(5),
+        "per_class": at_most(2),
+        "n_fit": at_most(1_000),
+        "n_real": at_most(100),
+        "inpaint_n": at_most(20),
+        "units": at_most(2),
+        "unit_images": at_most(2),
     },
     "constructed": {"n_measure": at_most(50), "published": {"n": at_most(4), "steps": at_most(2)}},
     "toy": {"n_sweep": at_most(1_000), "n_test": at_most(2_000), "n_train": at_most(1_000), "steps": at_most(200)},
