@@ -391,3 +391,90 @@ def expected_accuracy(
         zoom.annotate(f"q = {q_from:.3g}: {label}", (q, y), textcoords="offset points", xytext=(4, 8), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def metric_ellipses(
+    rows: list[dict], mu_star: torch.Tensor, sigma_star: torch.Tensor, x: torch.Tensor, y: torch.Tensor, shown
+) -> plt.Figure:
+    """Return Ilyas et al.'s Fig. 4 with their Theorem 3 beside it: one panel per radius of ``shown``, then the
+    gradient cosines against ε.
+
+    Each panel draws 400 training points (class +1 blue, -1 red) and, around each class mean, the unit
+    ball of the learnt metric (the ellipse ``(x - y mu)^T sigma^-1 (x - y mu) = 1``): the closed form
+    of Theorem 2 (black, solid), the relaxed fit (dashed) and the l_2 fit (dotted, red); the arrows from
+    the origin point along ``mu_star`` (grey) and along the closed form's gradient ``sigma^-1 mu_star``
+    (black), and the grey line is its decision boundary. The last panel plots ``cos(mu_star, gradient)``
+    and Lemma 8's worst case over the mean against ε: closed forms as lines, fits and the numerical
+    search as markers. ``rows`` is :func:`robustutils.gaussians.robust_rows` (2-D data) at
+    ``(mu_star, sigma_star)``, ``shown`` a list of radii among its ``eps``, ``(x, y)`` its training
+    sample (``[n, 2]``, ``[n]``).
+    """
+    from matplotlib.patches import Ellipse
+
+    from robustutils import gaussians
+
+    by_eps = {row["eps"]: row for row in rows}
+    missing = [e for e in shown if float(e) not in by_eps]
+    if missing or x.shape[1] != 2:
+        raise ValueError(f"shown must be radii of rows (missing {missing}) and the data 2-D (got d = {x.shape[1]})")
+    mu_star = torch.as_tensor(mu_star, dtype=torch.float64)
+    fig, axes = plt.subplots(1, len(shown) + 1, figsize=(3.7 * len(shown) + 3.6, 3.6))
+    reach = [by_eps[float(e)]["closed_form"].diagonal().sqrt() + mu_star.abs() for e in shown]  # ellipses' extent
+    half = [1.1 * max(max(r[k].item() for r in reach), x[:, k].abs().quantile(0.995).item()) for k in range(2)]
+    half[1] = max(half[1], half[0] / 2)  # equal scales (the angles are the point), panels no flatter than 2:1
+    for ax, eps in zip(axes, shown):
+        row = by_eps[float(eps)]
+        few = slice(0, 400)
+        ax.scatter(*x[few].T, c=[STANDARD if v > 0 else ROBUST for v in y[few].tolist()], s=4, alpha=0.25, lw=0)
+        for sigma, mu, style, colour in (
+            (row["closed_form"], mu_star, "-", "k"),
+            (row["linear"].sigma, row["linear"].mu, "--", STANDARD),
+            (row["l2"].sigma, row["l2"].mu, ":", ROBUST),
+        ):
+            values, vectors = torch.linalg.eigh(sigma)
+            angle = np.degrees(np.arctan2(vectors[1, -1].item(), vectors[0, -1].item()))
+            width, height = (2 * values.flip(0).sqrt()).tolist()
+            for sign in (1, -1):
+                centre = (sign * mu).tolist()
+                ax.add_patch(Ellipse(centre, width, height, angle=angle, fill=False, ls=style, ec=colour, lw=1.4))
+        if eps > 0:  # the adversary's l2 ball, around the mean of class +1
+            ball = plt.Circle(mu_star.tolist(), eps, fill=False, color="grey", ls="-.", lw=1)
+            ax.add_patch(ball)
+        gradient = gaussians.ml_weights(mu_star, row["closed_form"])
+        length = 0.8 * min(half)
+        for direction, colour in ((mu_star, "grey"), (gradient, "k")):
+            tip = length * direction / direction.norm()
+            ax.annotate("", tip.tolist(), (0, 0), arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.6})
+        boundary = torch.tensor([-gradient[1], gradient[0]]) / gradient.norm() * 3 * max(half)
+        ax.plot([-boundary[0], boundary[0]], [-boundary[1], boundary[1]], color="grey", lw=0.8)
+        ax.set(xlim=(-half[0], half[0]), ylim=(-half[1], half[1]), aspect="equal", xlabel="$x_1$")
+        title = "standard ML ($\\varepsilon = 0$)" if eps == 0 else f"robust ML, $\\varepsilon = {eps:g}$"
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("$x_2$")
+    handles = [
+        plt.Line2D([], [], color="k", label="closed form (Theorem 2)"),
+        plt.Line2D([], [], color=STANDARD, ls="--", label="relaxed fit"),
+        plt.Line2D([], [], color=ROBUST, ls=":", label="$\\ell_2$ fit"),
+        plt.Line2D([], [], color="grey", marker=">", label="$\\mu^*$"),
+        plt.Line2D([], [], color="k", marker=">", label="gradient $\\Sigma^{-1}\\mu^*$"),
+        plt.Line2D([], [], color="grey", ls="-.", label="$\\ell_2$ ball of radius $\\varepsilon$"),
+    ]
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=len(handles), frameon=False)
+    right = axes[-1]
+    grid = np.linspace(0, max(by_eps), 100)
+    closed = [gaussians.robust_covariance(sigma_star, e)[0] for e in grid]
+    right.plot(grid, [gaussians.gradient_cosine(mu_star, s) for s in closed], "k-", label="$\\mu^*$, closed form")
+    right.plot(grid, [gaussians.worst_gradient_cosine(s) for s in closed], "k--", label="worst case (Lemma 8)")
+    eps_rows = list(by_eps)
+    for key, marker, colour, label in (
+        ("cosine_linear", "o", STANDARD, "$\\mu^*$, relaxed fit"),
+        ("cosine_l2", "s", ROBUST, "$\\mu^*$, $\\ell_2$ fit"),
+        ("worst_search", "x", "k", "worst case, search"),
+    ):
+        right.plot(eps_rows, [by_eps[e][key] for e in eps_rows], marker, color=colour, mfc="none", label=label)
+    right.set(xlabel="$\\varepsilon$", ylabel="cos(direction, gradient)", ylim=(0, 1.02))
+    right.set_title("Theorem 3: gradient alignment", fontsize=10)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7, loc="lower right")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig

@@ -25,6 +25,19 @@ _TOY = {
     "mixture_q": [0.25, 0.5, 0.75],
     "lr": 0.05,
     "weight_decay": 0.0,
+    # Ilyas et al.'s two Gaussians (section 4): x ~ N(y mu, diag(var)); x1 robust, x2 predictive but
+    # brittle. Theorem 1's penalty is C = gauss_c / min(var); its covariances keep tr(diag(var)) and
+    # grow anisotropic over gauss_anisotropy; gauss_dims and gauss_eps_per_dim set the l2-vs-relaxed sweep.
+    "gauss_mu": [2.0, 0.5],
+    "gauss_var": [4.0, 0.0625],
+    "gauss_c": 2.0,
+    "gauss_anisotropy": [0.0, 0.25, 0.5, 0.75],
+    "gauss_eps": [0.0, 0.25, 0.5, 1.0, 2.0, 4.0],
+    "gauss_eps_figure": [0.0, 0.5, 2.0],
+    "gauss_eps_test": [0.0, 0.25, 0.5, 1.0],
+    "gauss_dims": [2, 8, 32],
+    "gauss_eps_per_dim": 0.25,
+    "gauss_restarts": 32,
 }
 
 # Every robust accuracy is the worst case of our PGD and Croce & Hein's AutoAttack, run after it on
@@ -216,12 +229,41 @@ def _constructed(profile: str) -> dict:
     return out
 
 
-# The toy model's sample sizes and training steps at each scale.
+# The toy model's sample sizes and training steps at each scale; gauss_n_mc and gauss_n_train are the
+# Monte Carlo points (Theorem 1) and training points (Theorems 2 and 3) of Ilyas et al.'s two Gaussians.
 _TOY_SIZES = {
-    "smoke": {"n_sweep": 1_000, "n_test": 2_000, "n_train": 1_000, "steps": 200},
-    "ci": {"n_sweep": 10_000, "n_test": 20_000, "n_train": 5_000, "steps": 400},
-    "colab": {"n_sweep": 20_000, "n_test": 50_000, "n_train": 10_000, "steps": 400},
-    "full": {"n_sweep": 50_000, "n_test": 200_000, "n_train": 20_000, "steps": 1_000},
+    "smoke": {
+        "n_sweep": 1_000,
+        "n_test": 2_000,
+        "n_train": 1_000,
+        "steps": 200,
+        "gauss_n_mc": 2_000,
+        "gauss_n_train": 2_000,
+    },
+    "ci": {
+        "n_sweep": 10_000,
+        "n_test": 20_000,
+        "n_train": 5_000,
+        "steps": 400,
+        "gauss_n_mc": 20_000,
+        "gauss_n_train": 10_000,
+    },
+    "colab": {
+        "n_sweep": 20_000,
+        "n_test": 50_000,
+        "n_train": 10_000,
+        "steps": 400,
+        "gauss_n_mc": 50_000,
+        "gauss_n_train": 20_000,
+    },
+    "full": {
+        "n_sweep": 50_000,
+        "n_test": 200_000,
+        "n_train": 20_000,
+        "steps": 1_000,
+        "gauss_n_mc": 200_000,
+        "gauss_n_train": 50_000,
+    },
 }
 
 
@@ -313,7 +355,14 @@ SMOKE_SIZES = {
         "unit_images": at_most(2),
     },
     "constructed": {"n_measure": at_most(50), "published": {"n": at_most(4), "steps": at_most(2)}},
-    "toy": {"n_sweep": at_most(1_000), "n_test": at_most(2_000), "n_train": at_most(1_000), "steps": at_most(200)},
+    "toy": {
+        "n_sweep": at_most(1_000),
+        "n_test": at_most(2_000),
+        "n_train": at_most(1_000),
+        "steps": at_most(200),
+        "gauss_n_mc": at_most(2_000),
+        "gauss_n_train": at_most(2_000),
+    },
 }
 #: Widths are sizes too, so the architecture keeps its layers at a fraction of its channels (the
 #: smoke profile already thins chapter 6's transfer ResNet the same way).
