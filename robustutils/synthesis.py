@@ -58,14 +58,10 @@ def _check_radius(eps, steps) -> None:
 
 @dataclass(frozen=True)
 class ClassGaussians:
-    """A multivariate normal per class, fitted to the training images of that class.
-
-    Attributes:
-        means: Per-class mean images, flattened [K, D] (float32, pixel units; D = C * H * W).
-        scale_tril: Per-class lower Cholesky factors of the covariances [K, D, D] (float32).
-        shape: The image shape (C, H, W) the flat vectors come from.
-        classes: The class index of each row, int64 [K].
-    """
+    """A multivariate normal per class, fitted to the training images of that class: ``means`` the
+    per-class mean images, flattened [K, D] (float32, pixel units; D = C * H * W), ``scale_tril``
+    the lower Cholesky factors of the per-class covariances [K, D, D] (float32), ``shape`` the image
+    shape (C, H, W) the flat vectors come from, ``classes`` the class index of each row (int64 [K])."""
 
     means: torch.Tensor
     scale_tril: torch.Tensor
@@ -172,7 +168,7 @@ def generate(
         step_size: The l_2 length of one step in pixel units; ``None`` means ``2.5 * eps / steps``.
 
     Returns:
-        Images [N, C, H, W] in [0, 1], on the model's device: per image the iterate classified as
+        Images [N, C, H, W] in [0, 1] on the model's device, per image the iterate classified as
         its target with the lowest loss (or the lowest loss when none was).
 
     Raises:
