@@ -30,10 +30,24 @@ def _check_images(x, name: str = "images") -> None:
     check_inputs(x)
 
 
-def _check_labels(y, n: int, name: str = "labels") -> None:
+def _check_labels(y, n: int, name: str = "labels", what: str = "one class index per image") -> None:
     if not isinstance(y, torch.Tensor) or y.shape != (n,) or y.dtype != torch.int64:
         got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ValueError(f"{name} must be an int64 tensor [{n}] (one class index per image); got {got}")
+        raise ValueError(f"{name} must be an int64 tensor [{n}] ({what}); got {got}")
+    if y.numel() and int(y.min()) < 0:
+        raise ValueError(f"{name} must be >= 0 ({what}); got {int(y.min())}")
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters(), torch.empty(0)).device
+
+
+def _check_generators(generators) -> None:
+    if not isinstance(generators, dict) or not generators:
+        raise ValueError(
+            "generators must be a non-empty dict label -> model, e.g. {'standard': m1, 'ℓ2 2': m2}; "
+            f"got {type(generators).__name__}"
+        )
 
 
 @contextlib.contextmanager
@@ -54,6 +68,10 @@ def _check_radius(eps, steps) -> None:
 
 
 # --- The seed distribution ----------------------------------------------------------------------
+
+
+#: The largest image (values per image) :func:`fit_class_gaussians` fits a full covariance to: 64x64x3.
+_MAX_DIMS = 64 * 64 * 3
 
 
 @dataclass(frozen=True)
@@ -88,8 +106,17 @@ def fit_class_gaussians(x: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-4
     """
     _check_images(x)
     _check_labels(y, len(x))
-    if not isinstance(ridge, numbers.Real) or isinstance(ridge, bool) or not 0 < ridge < math.inf:
-        raise ValueError(f"ridge must be a positive number (e.g. 1e-4); got {ridge!r}")
+    if not isinstance(ridge, numbers.Real) or isinstance(ridge, bool) or not 1e-7 <= ridge <= 0.25:
+        raise ValueError(
+            "ridge must be a number between 1e-7 (the float32 covariance's precision) and 0.25 (the largest "
+            f"variance of a pixel in [0, 1]), e.g. 1e-4; got {ridge!r}"
+        )
+    if x.shape[1:].numel() > _MAX_DIMS:
+        raise ValueError(
+            f"images of {x.shape[1:].numel():,} values need a {x.shape[1:].numel():,}-square covariance per class; "
+            f"downsample them to at most {_MAX_DIMS:,} values (e.g. F.interpolate to 64x64), as Santurkar et al. "
+            "do for ImageNet"
+        )
     classes, counts = torch.unique(y.cpu(), return_counts=True)
     if (counts < 2).any():
         raise ValueError(
@@ -105,7 +132,12 @@ def fit_class_gaussians(x: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-4
         # the product in float32 (half the time of float64 on a CPU), the factorisation in float64
         cov = (centred.T @ centred).double() / (len(xc) - 1) + ridge * torch.eye(flat.shape[1], dtype=torch.float64)
         means.append(mean)
-        factors.append(torch.linalg.cholesky(cov))
+        factor, info = torch.linalg.cholesky_ex(cov)
+        if info != 0:
+            raise ValueError(
+                f"the covariance of class {int(c)} is not positive definite at ridge {ridge:g}: raise ridge (e.g. 1e-4)"
+            )
+        factors.append(factor)
     return ClassGaussians(
         torch.stack(means).float(), torch.stack(factors).float(), tuple(x.shape[1:]), classes.to(torch.int64)
     )
@@ -127,9 +159,15 @@ def sample_seeds(
     Raises:
         ValueError: For targets that are not int64 [N] or name a class the normals were not fitted to.
     """
-    if not isinstance(targets, torch.Tensor) or targets.dim() != 1:
-        raise ValueError("targets must be an int64 tensor [N] of class indices")
+    if not isinstance(seeds, ClassGaussians):
+        raise ValueError(
+            f"seeds must be the ClassGaussians that fit_class_gaussians returns; got {type(seeds).__name__}"
+        )
+    if not isinstance(targets, torch.Tensor) or targets.dim() != 1 or not len(targets):
+        raise ValueError("targets must be a non-empty int64 tensor [N] of class indices")
     _check_labels(targets, len(targets), "targets")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator (or None); got {type(generator).__name__}")
     targets = targets.cpu()
     unknown = sorted(set(targets.tolist()) - set(seeds.classes.tolist()))
     if unknown:
@@ -201,8 +239,9 @@ def mask_square(x: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]
     """
     _check_images(x)
     h, w = x.shape[-2:]
-    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size < min(h, w):
+    if not isinstance(size, numbers.Integral) or isinstance(size, bool) or not 1 <= size < min(h, w):
         raise ValueError(f"size must be an integer side in pixels between 1 and {min(h, w) - 1}; got {size!r}")
+    size = int(size)
     top, left = (h - size) // 2, (w - size) // 2
     mask = torch.zeros_like(x)
     mask[..., top : top + size, left : left + size] = 1
@@ -217,14 +256,21 @@ class InpaintingLoss:
     :func:`robustutils.attacks.pgd`; the released code's γ is 10."""
 
     def __init__(self, masked: torch.Tensor, mask: torch.Tensor, weight: float = 10.0):
+        _check_images(masked, "masked")
+        if not isinstance(mask, torch.Tensor) or not mask.is_floating_point() or not ((mask == 0) | (mask == 1)).all():
+            raise ValueError("mask must be a float tensor of 0s and 1s (1 where hidden), as mask_square returns")
         if masked.shape != mask.shape:
             shapes = f"{tuple(masked.shape)} and {tuple(mask.shape)}"
             raise ValueError(f"masked images and mask must have one shape (mask_square makes both); got {shapes}")
-        if not 0 <= weight < math.inf:
+        if not isinstance(weight, numbers.Real) or isinstance(weight, bool) or not 0 <= weight < math.inf:
             raise ValueError(f"weight must be >= 0 (the released code's is 10); got {weight!r}")
         self.masked, self.keep, self.weight = masked, 1 - mask, float(weight)
 
     def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.shape != self.masked.shape:
+            raise ValueError(
+                f"x must be shaped like the masked images {tuple(self.masked.shape)}; got {tuple(x.shape)}"
+            )
         kept = ((x - self.masked.to(x.device)) * self.keep.to(x.device)).pow(2).flatten(1).mean(1)
         return F.cross_entropy(model(x), y, reduction="none") + self.weight * kept
 
@@ -264,6 +310,7 @@ def inpaint(
     _check_radius(eps, steps)
     _check_images(masked, "masked")
     _check_labels(y, len(masked), "y")
+    check_inputs(masked, y, model=model)  # labels below the model's number of classes
     loss = InpaintingLoss(masked, mask, weight)
     return pgd(
         model, masked, y, eps=eps, steps=steps, step_size=step_size, norm="l2", targeted=True,
@@ -316,9 +363,9 @@ def visualize_features(
     _check_representation(model)
     _check_radius(eps, steps)
     _check_images(x)
-    _check_labels(units, len(x), "units")
-    with torch.no_grad(), _eval_mode(model):
-        width = model.representation(x[:1].to(next(model.parameters()).device)).shape[1]
+    _check_labels(units, len(x), "units", "one representation unit per image")
+    check_inputs(x, model=model)
+    width = _representation_width(model, x)
     if units.numel() and not 0 <= int(units.min()) <= int(units.max()) < width:
         raise ValueError(f"units must index the representation's {width} units, 0 to {width - 1}")
     # a [N, 1] target is not a label vector, so pgd keeps the highest activation without a success test
@@ -326,6 +373,14 @@ def visualize_features(
         model, x, units.view(-1, 1), eps=eps, steps=steps, step_size=step_size, norm="l2",
         random_start=False, loss_fn=unit_activation,
     )  # fmt: skip
+
+
+def _representation_width(model: torch.nn.Module, x: torch.Tensor) -> int:
+    with torch.no_grad(), _eval_mode(model):
+        feats = model.representation(x[:2].to(_device(model)))
+    if feats.dim() != 2:
+        raise ValueError(f"model.representation must return features [N, D]; got shape {tuple(feats.shape)}")
+    return feats.shape[1]
 
 
 def top_units(model: torch.nn.Module, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -336,11 +391,16 @@ def top_units(model: torch.nn.Module, x: torch.Tensor, k: int) -> torch.Tensor:
     check_count("k", k)
     if len(x) < 2:
         raise ValueError(f"a unit's variance needs at least 2 images; got {len(x)}")
+    check_inputs(x, model=model)
+    _representation_width(model, x)
     with torch.no_grad(), _eval_mode(model):
-        feats = model.representation(x.to(next(model.parameters()).device))
-    if k > feats.shape[1]:
-        raise ValueError(f"k must be at most the representation's {feats.shape[1]} units; got {k}")
-    return feats.var(0).argsort(descending=True)[:k].cpu()
+        variance = model.representation(x.to(_device(model))).var(0)
+    live = int((variance > 0).sum())
+    if k > live:
+        raise ValueError(
+            f"only {live} of the representation's {len(variance)} units vary on these images; ask for k <= {live}"
+        )
+    return variance.argsort(descending=True)[:k].cpu()
 
 
 # --- The measures -------------------------------------------------------------------------------
@@ -351,6 +411,7 @@ def judged_rate(judge: torch.nn.Module, x: torch.Tensor, intended: torch.Tensor)
     class (int64 [N]): the agreement of an independent observer with what was meant to be drawn."""
     _check_images(x)
     _check_labels(intended, len(x), "intended")
+    check_inputs(x, intended, model=judge)  # an intended class the judge cannot output is refused
     return (predict(judge, x).cpu() == intended.cpu()).float().mean().item()
 
 
@@ -406,6 +467,14 @@ def generation_study(
         drawing its target), ``judge`` (the judge's rate) and ``diversity`` (:func:`diversity`
         relative to the real images').
     """
+    _check_generators(generators)
+    _check_radius(eps, steps)
+    if not isinstance(real, (tuple, list)) or len(real) != 2:
+        raise ValueError(
+            "real must be a pair (test images [N, C, H, W], labels [N]), e.g. data.test_set('mnist', 1000)"
+        )
+    _check_images(seeds, "seeds")
+    _check_labels(targets, len(seeds), "targets")
     x_real, y_real = real
     base = diversity(x_real, y_real)
     if not base > 0:
@@ -440,6 +509,8 @@ def rate_of(rows: list[dict], source: str, column: str = "judge") -> float:
     """Return the ``column`` of the row whose source is ``source`` or ``"generated by " + source``."""
     for row in rows:
         if row["source"] in (source, f"generated by {source}"):
+            if column not in row:
+                raise KeyError(f"the row of {source!r} has no {column!r}: its columns are {sorted(row)}")
             return row[column]
     raise KeyError(f"no row for {source!r}: the sources are {[r['source'] for r in rows]}")
 
@@ -464,6 +535,10 @@ def inpainting_study(
         accuracy) and ``error`` (the root mean squared difference from the original inside the
         square, pixel units).
     """
+    _check_generators(generators)
+    _check_radius(eps, steps)
+    _check_images(x)
+    _check_labels(y, len(x), "y")
     masked, mask = mask_square(x, size)
     inside = mask.bool()
 

@@ -21,7 +21,10 @@ profile's attacks (:func:`robustutils.zoo.eval_attacks`).
 import dataclasses
 import math
 import numbers
+import warnings
 from fractions import Fraction
+
+import torch
 
 from . import data, evaluate, independent, plots, profiles, published, registry, report, runtime, zoo
 
@@ -416,6 +419,8 @@ class Deployment:
 
 def _fraction(value, what: str) -> float:
     """Return ``value`` as a float after checking it is a finite number in [0, 1]."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        raise ValueError(f"{what} is a tensor: pass a Python number, e.g. value.item(); got {value!r}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{what} must be a finite number in [0, 1] (a fraction, not a percentage); got {value!r}")
     if not 0 <= value <= 1:
@@ -432,13 +437,34 @@ def _check_points(points) -> dict[str, tuple[float, float]]:
         )
     checked = {}
     for name, pair in points.items():
+        if not isinstance(name, str):
+            raise ValueError(f"the names of points must be strings (model names); got {name!r}: use str(name)")
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise ValueError(f"points[{name!r}] must be a pair (standard accuracy, robust accuracy); got {pair!r}")
         checked[name] = (
             _fraction(pair[0], f"the standard accuracy of {name!r}"),
             _fraction(pair[1], f"the robust accuracy of {name!r}"),
         )
+        if checked[name][1] > checked[name][0]:
+            warnings.warn(
+                f"{name!r} has a robust accuracy above its standard accuracy {pair!r}: are the two swapped? "
+                "The pair is (standard, robust).",
+                stacklevel=3,
+            )
     return checked
+
+
+def _check_pieces(pieces) -> list[Deployment]:
+    """Return ``pieces`` after checking it is :func:`best_under_attack`'s output: a non-empty list of
+    :class:`Deployment` in increasing q that covers [0, 1] without gaps."""
+    if not isinstance(pieces, (list, tuple)) or not pieces or not all(isinstance(p, Deployment) for p in pieces):
+        raise ValueError(
+            f"pieces must be the non-empty list of Deployment that best_under_attack(points) returns; got {pieces!r}"
+        )
+    ends = [(p.q_from, p.q_to) for p in pieces]
+    if ends[0][0] != 0 or ends[-1][1] != 1 or any(a[1] != b[0] for a, b in zip(ends, ends[1:])):
+        raise ValueError(f"pieces must run from q = 0 to q = 1 in order, as best_under_attack returns them; got {ends}")
+    return list(pieces)
 
 
 def expected_accuracy(standard: float, robust: float, q: float) -> float:
@@ -506,7 +532,8 @@ def best_under_attack(points: dict[str, tuple[float, float]]) -> list[Deployment
 def deployment_sentence(pieces: list[Deployment]) -> str:
     """Return the pieces of :func:`best_under_attack` as one sentence, e.g. ``"below q = 0.0304 deploy
     standard; from q = 0.0304 to 0.238 linf-0.3; from q = 0.238 on trades-6"`` (q to three significant
-    digits, tied models joined by ``" or "``)."""
+    digits, tied models joined by ``" or "``). Raises ``ValueError`` for anything but that list."""
+    pieces = _check_pieces(pieces)
     if len(pieces) == 1:
         return f"at every q deploy {pieces[0].model}"
     words = [f"below q = {pieces[0].q_to:.3g} deploy {pieces[0].model}"]
@@ -518,7 +545,8 @@ def deployment_sentence(pieces: list[Deployment]) -> str:
 def deployment_table(pieces: list[Deployment]) -> str:
     """Return the Markdown table of :func:`best_under_attack`: one row per piece with its range of q
     (the fraction of attacked inputs), the best model, its standard and robust accuracy, and its
-    expected accuracy at both ends of the range (percent)."""
+    expected accuracy at both ends of the range (percent). Raises ``ValueError`` for anything but that list."""
+    pieces = _check_pieces(pieces)
     rows = [
         {
             "q_from": p.q_from,
@@ -546,7 +574,12 @@ def deployment_table(pieces: list[Deployment]) -> str:
 
 def deployment_figure(points: dict[str, tuple[float, float]], pieces: list[Deployment]):
     """Return :func:`robustutils.plots.expected_accuracy` of ``points`` (name -> (standard, robust),
-    fractions) with the upper envelope ``pieces`` of :func:`best_under_attack`."""
+    fractions) with the upper envelope ``pieces`` of :func:`best_under_attack`. Raises ``ValueError``
+    when ``points`` is not such a dict or ``pieces`` is not its envelope."""
+    points, pieces = _check_points(points), _check_pieces(pieces)
+    missing = sorted({name for p in pieces for name in p.models} - set(points))
+    if missing:
+        raise ValueError(f"pieces name models that points lacks ({missing}): pass the points best_under_attack got")
     return plots.expected_accuracy(points, [(p.q_from, p.q_to, p.standard, p.robust, p.model) for p in pieces])
 
 

@@ -407,9 +407,10 @@ def test_visualize_features_needs_a_representation_and_units_inside_it():
     with pytest.raises(TypeError, match="representation"):
         synthesis.visualize_features(plain, x, torch.tensor([0, 1]), eps=0.5, steps=2)
     model = tanh_model(0, width=6)
-    for units in (torch.tensor([0, 6]), torch.tensor([-1, 0])):
-        with pytest.raises(ValueError, match="0 to 5"):
-            synthesis.visualize_features(model, x, units, eps=0.5, steps=2)
+    with pytest.raises(ValueError, match="0 to 5"):
+        synthesis.visualize_features(model, x, torch.tensor([0, 6]), eps=0.5, steps=2)
+    with pytest.raises(ValueError, match=">= 0"):
+        synthesis.visualize_features(model, x, torch.tensor([-1, 0]), eps=0.5, steps=2)
     with pytest.raises(ValueError, match="units"):
         synthesis.visualize_features(model, x, torch.tensor([0]), eps=0.5, steps=2)
     with pytest.raises(ValueError, match="eps"):
@@ -430,9 +431,9 @@ def test_top_units_are_the_most_varied_first():
     x = torch.rand(20, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(5))
     top = synthesis.top_units(model, x, 3)
     assert top.tolist() == [1, 3, 0] and top.dtype == torch.int64
-    assert synthesis.top_units(model, x, 5).tolist() == [1, 3, 0, 4, 2]
-    with pytest.raises(ValueError, match="at most"):
-        synthesis.top_units(model, x, 6)
+    assert synthesis.top_units(model, x, 4).tolist() == [1, 3, 0, 4]
+    with pytest.raises(ValueError, match="only 4 of the representation's 5 units vary"):
+        synthesis.top_units(model, x, 5)  # unit 2 is dead
     with pytest.raises(ValueError, match="k must be"):
         synthesis.top_units(model, x, 0)
     with pytest.raises(TypeError, match="representation"):
@@ -647,3 +648,62 @@ def test_ridge_must_be_a_positive_finite_number(ridge):
     x, y = torch.rand(4, 1, SIDE, SIDE), torch.tensor([0, 0, 1, 1])
     with pytest.raises(ValueError, match="ridge"):
         synthesis.fit_class_gaussians(x, y, ridge=ridge)
+
+
+def test_inpaint_and_judged_rate_refuse_classes_the_model_cannot_output():
+    model = tanh_model(0, width=6)  # 3 classes
+    x = torch.rand(2, 1, SIDE, SIDE)
+    masked, mask = synthesis.mask_square(x, 2)
+    with pytest.raises(ValueError):
+        synthesis.inpaint(model, masked, mask, torch.tensor([0, 3]), eps=0.5, steps=2)
+    with pytest.raises(ValueError):
+        synthesis.judged_rate(model, x, torch.tensor([0, 9]))
+    with pytest.raises(ValueError, match=">= 0"):
+        synthesis.judged_rate(model, x, torch.tensor([0, -1]))
+
+
+def test_the_inpainting_mask_must_be_zeros_and_ones():
+    x = torch.rand(2, 1, SIDE, SIDE)
+    masked, mask = synthesis.mask_square(x, 2)
+    for bad in (mask.bool(), mask * 255, mask * math.nan):
+        with pytest.raises(ValueError, match="0s and 1s"):
+            synthesis.InpaintingLoss(masked, bad)
+    with pytest.raises(ValueError, match="weight"):
+        synthesis.InpaintingLoss(masked, mask, True)
+
+
+def test_studies_want_a_dict_of_generators_and_a_real_pair():
+    model = tanh_model(0, width=6)
+    x, y = torch.rand(4, 1, SIDE, SIDE), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="non-empty dict"):
+        synthesis.inpainting_study([model], model, x, y, size=2, eps=0.5, steps=2)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        synthesis.generation_study({}, model, x, y, (x, y), eps=0.5, steps=2)
+    with pytest.raises(ValueError, match="pair"):
+        synthesis.generation_study({"m": model}, model, x, y, x, eps=0.5, steps=2)
+    with pytest.raises(ValueError, match="eps"):
+        synthesis.inpainting_study({"m": model}, model, x, y, size=2, eps=-5, steps=2)
+
+
+def test_seeds_need_a_fit_and_a_torch_generator():
+    x, y = torch.rand(4, 1, SIDE, SIDE), torch.tensor([0, 0, 1, 1])
+    fit = synthesis.fit_class_gaussians(x, y)
+    with pytest.raises(ValueError, match="torch.Generator"):
+        synthesis.sample_seeds(fit, torch.tensor([0, 1]), generator=0)
+    with pytest.raises(ValueError, match="ClassGaussians"):
+        synthesis.sample_seeds((fit.means, fit.scale_tril), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="non-empty"):
+        synthesis.sample_seeds(fit, torch.tensor([], dtype=torch.int64))
+    with pytest.raises(ValueError, match=">= 0"):
+        synthesis.fit_class_gaussians(x, torch.tensor([-1, -1, 1, 1]))
+
+
+def test_fit_refuses_images_too_large_for_a_full_covariance():
+    with pytest.raises(ValueError, match="downsample"):
+        synthesis.fit_class_gaussians(torch.rand(2, 3, 65, 64), torch.tensor([0, 0]))
+
+
+def test_rate_of_names_the_columns_it_has():
+    rows = [{"source": "real test images", "judge": 0.9, "diversity": 1.0}]
+    with pytest.raises(KeyError, match="its columns are"):
+        synthesis.rate_of(rows, "real test images", "self")

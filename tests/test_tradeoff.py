@@ -213,6 +213,7 @@ def piece_at(pieces, q):
     return next(p for p in pieces if p.q_from <= q <= p.q_to)
 
 
+@pytest.mark.filterwarnings("ignore:.*robust accuracy above its standard:UserWarning")
 @pytest.mark.parametrize("seed", range(40))
 def test_the_envelope_is_the_best_expected_accuracy_at_every_q(seed):
     rng = np.random.default_rng(seed)
@@ -265,6 +266,7 @@ def test_the_book_measurements_switch_from_the_most_accurate_to_linf_0_3_to_trad
     assert table[-1] == "| 0.238 | 1 | trades-6 | 95.8% | 75.8% | 91.0% | 75.8% |"
 
 
+@pytest.mark.filterwarnings("ignore:.*robust accuracy above its standard:UserWarning")
 def test_a_dominated_model_or_one_below_the_hull_is_never_chosen():
     chosen = {m for p in tradeoff.best_under_attack(CI_POINTS) for m in p.models}
     assert "trades-1" not in chosen, "linf-0.3 beats it on both accuracies"
@@ -323,3 +325,30 @@ def test_the_deployment_figure_draws_each_model_and_marks_the_switches():
     low, high = zoom.get_ylim()
     assert low < 0.7575 and 0.9925 < high <= 1.03, "the zoom shows the whole envelope"
     plt.close(fig)
+
+
+def test_deployment_refuses_names_that_are_not_strings_and_tensor_accuracies():
+    with pytest.raises(ValueError, match="strings"):
+        tradeoff.best_under_attack({1: (0.9, 0.5), 2: (0.8, 0.8)})
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"item\(\)"):
+        tradeoff.best_under_attack({"a": (torch.tensor(0.9), 0.5)})
+
+
+def test_deployment_warns_when_robust_exceeds_standard():
+    with pytest.warns(UserWarning, match="swapped"):
+        tradeoff.best_under_attack({"a": (0.5, 0.9), "b": (0.9, 0.1)})
+
+
+def test_the_sentence_table_and_figure_take_only_the_envelope():
+    points = {"standard": (0.99, 0.0), "linf-0.3": (0.97, 0.7)}
+    pieces = tradeoff.best_under_attack(points)
+    for bad in ([], points, pieces[::-1] if len(pieces) > 1 else [pieces[0], pieces[0]]):
+        with pytest.raises(ValueError, match="best_under_attack"):
+            tradeoff.deployment_sentence(bad)
+        with pytest.raises(ValueError, match="best_under_attack"):
+            tradeoff.deployment_table(bad)
+    with pytest.raises(ValueError, match="lacks"):
+        tradeoff.deployment_figure({"standard": (0.99, 0.0)}, pieces)
+    with pytest.raises(ValueError, match="percentage"):
+        tradeoff.deployment_figure({"standard": (99.0, 0.0), "linf-0.3": (97.0, 70.0)}, pieces)
