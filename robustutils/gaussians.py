@@ -14,10 +14,11 @@ minimises the expected negative log-likelihood (NLL) of the worst perturbed poin
 
 Conventions. Inputs ``x`` are float tensors of shape ``[n, d]`` and labels ``y`` are floats in
 ``{-1, +1}``, shape ``[n]``. Means are ``[d]`` and covariances ``[d, d]`` symmetric positive definite
-tensors. Computations are in float64 on the device of the inputs. ``eps`` is an l_2 radius in the
-units of the features (there are no images here, so it is not in pixel units); the penalty ``C`` of
-Theorem 1 is in inverse squared feature units. NLLs are in nats. Randomness comes only from the
-``torch.Generator`` a function takes.
+tensors with a condition number of at most 1e12. Computations are in float64 on the device of the
+inputs. Numbers and counts may be Python or numpy scalars or 0-d tensors (not bools). ``eps`` is an
+l_2 radius in the units of the features (there are no images here, so it is not in pixel units); the
+penalty ``C`` of Theorem 1 is in inverse squared feature units. NLLs are in nats. Randomness comes
+only from the CPU ``torch.Generator`` (or None, torch's global one) a function takes.
 
 Appendix E works in the eigenbasis of ``sigma_star`` and restricts the learnt covariance and the
 adversary's operator to diagonal matrices there: the closed forms below accept any positive-definite
@@ -32,17 +33,26 @@ model. The numerical solvers run with one torch CPU thread (restored afterwards)
 small, and waking more threads costs more than it saves.
 """
 
+import collections.abc
 import contextlib
 import dataclasses
 import math
+import numbers
 
 import torch
 
 # --- input checks -------------------------------------------------------------------------------------
 
+# The largest condition number accepted for a covariance: beyond it float64 solves lose most of their digits.
+_MAX_CONDITION = 1e12
 
-def _as_tensor(name: str, value, dims: int) -> torch.Tensor:
-    """Return ``value`` as a finite float64 tensor with ``dims`` dimensions, or raise."""
+
+def _as_tensor(name: str, value, dims: int, shape: str | None = None, hint: str = "") -> torch.Tensor:
+    """Return ``value`` as a finite float64 tensor with ``dims`` dimensions, or raise.
+
+    ``shape`` names the expected shape in the message (default ``[d]`` or ``[n, d]``) and ``hint``
+    is appended to the message on a wrong number of dimensions.
+    """
     if isinstance(value, bool) or value is None:
         raise TypeError(f"{name} must be a tensor of numbers (or a list of them), got {value!r}")
     try:
@@ -54,8 +64,8 @@ def _as_tensor(name: str, value, dims: int) -> torch.Tensor:
         raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
     tensor = tensor.to(torch.float64)
     if tensor.dim() != dims:
-        shape = {1: "[d]", 2: "[n, d] (or [d, d] for a covariance)"}[dims]
-        raise ValueError(f"{name} must have shape {shape}, got shape {list(tensor.shape)}")
+        shape = shape or {1: "[d]", 2: "[n, d]"}[dims]
+        raise ValueError(f"{name} must have shape {shape}, got shape {list(tensor.shape)}{hint}")
     if tensor.numel() == 0:
         raise ValueError(f"{name} is empty: give at least one sample and one feature")
     if not torch.isfinite(tensor).all():
@@ -67,31 +77,62 @@ def _mean(name: str, mu) -> torch.Tensor:
     return _as_tensor(name, mu, 1)
 
 
-def _covariance(name: str, sigma, d: int | None = None) -> torch.Tensor:
-    """Return ``sigma`` as a float64 ``[d, d]`` symmetric positive-definite tensor, or raise ValueError."""
-    sigma = _as_tensor(name, sigma, 2)
+def _covariance(name: str, sigma, d: int | None = None, against: str = "the mean") -> torch.Tensor:
+    """Return ``sigma`` as a float64 ``[d, d]`` symmetric positive-definite tensor, or raise ValueError.
+
+    The condition number must be at most ``_MAX_CONDITION``; ``against`` names the ``[d]``
+    tensor whose size ``d`` the covariance must match.
+    """
+    sigma = _as_tensor(name, sigma, 2, "[d, d]", "; for diagonal variances v pass torch.diag(v)")
     if sigma.shape[0] != sigma.shape[1]:
         raise ValueError(
             f"{name} must be a square [d, d] covariance, got shape {list(sigma.shape)} "
             "(for diagonal variances v, pass torch.diag(v))"
         )
     if d is not None and sigma.shape[0] != d:
-        raise ValueError(f"{name} is {sigma.shape[0]} x {sigma.shape[0]} but the mean has d = {d} entries")
+        raise ValueError(f"{name} is {sigma.shape[0]} x {sigma.shape[0]} but {against} has d = {d} entries")
     scale = sigma.abs().max().clamp_min(1e-300)
     if (sigma - sigma.T).abs().max() > 1e-10 * scale:
         raise ValueError(f"{name} must be symmetric: pass (sigma + sigma.T) / 2 if it is only off by rounding")
-    smallest = torch.linalg.eigvalsh(sigma).min()
-    if not smallest > 1e-12 * scale:
+    eigenvalues = torch.linalg.eigvalsh(sigma)
+    smallest, largest = eigenvalues.min().item(), eigenvalues.max().item()
+    if not smallest > 0:
         raise ValueError(
-            f"{name} must be positive definite (smallest eigenvalue {smallest.item():.3g}): a Gaussian "
-            "with a singular covariance has no likelihood; add a small multiple of the identity"
+            f"{name} must be positive definite (smallest eigenvalue {smallest:.3g}): a Gaussian with a singular "
+            "covariance has no likelihood; add a small multiple of the identity"
+        )
+    if not largest <= _MAX_CONDITION * smallest:
+        raise ValueError(
+            f"{name} has condition number {largest / smallest:.3g} (eigenvalues {smallest:.3g} to {largest:.3g}), "
+            f"above the {_MAX_CONDITION:.0e} accepted here: float64 solves with it lose most of their digits. "
+            "Measure the features in comparable units, or add a small multiple of the identity"
         )
     return (sigma + sigma.T) / 2
 
 
+def _scalar(value):
+    """Return a 0-d real tensor or array as a Python number; leave anything else as it is."""
+    if (torch.is_tensor(value) or hasattr(value, "__array__")) and not isinstance(value, numbers.Number):
+        shape = tuple(value.shape)
+        if shape == () and not (str(value.dtype).endswith("bool") or "complex" in str(value.dtype)):
+            return value.item()
+    return value
+
+
+def _not_a_number(name: str, value, kind: str) -> TypeError:
+    if hasattr(value, "shape") and not isinstance(value, numbers.Number):
+        what = f"a {type(value).__name__} of shape {list(value.shape)} and dtype {value.dtype}"
+        fix = f"; pass one value, e.g. float({name}) for a one-element tensor"
+        return TypeError(f"{name} must be {kind}, got {what}{fix}")
+    return TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+
+
 def _number(name: str, value, low: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not torch.is_tensor(value):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    """Return ``value`` (a real number: int, float, numpy scalar or 0-d tensor; not a bool) as a float >= ``low``
+    (> ``low`` if ``strict``), or raise."""
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _not_a_number(name, value, "a number")
     value = float(value)
     if not math.isfinite(value) or value < low or (strict and value == low):
         raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, got {value}")
@@ -99,15 +140,52 @@ def _number(name: str, value, low: float = 0.0, strict: bool = False) -> float:
 
 
 def _count(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    """Return ``value`` (an integer: int, numpy integer or 0-d integer tensor; not a bool) as an int >= ``low``,
+    or raise."""
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _not_a_number(name, value, f"an integer >= {low}")
+    if value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
+    return int(value)
+
+
+def _generator(generator) -> torch.Generator | None:
+    """Return ``generator`` if it is None or a CPU ``torch.Generator``, or raise."""
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        kind = f"{type(generator).__module__}.{type(generator).__qualname__}".removeprefix("builtins.")
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {kind}: for a seed s pass "
+            "torch.Generator().manual_seed(s)"
+        )
+    if generator.device.type != "cpu":
+        raise ValueError(
+            f"generator must be a CPU torch.Generator (the draws are made on the CPU), got one on {generator.device}"
+        )
+    return generator
+
+
+def _sequence(name: str, value, example: str) -> list:
+    """Return the values of a list, tuple, range, 1-D tensor or array as a non-empty list, or raise."""
+    if hasattr(value, "tolist") and not isinstance(value, numbers.Number):
+        value = value.tolist()
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, collections.abc.Iterable):
+        raise TypeError(
+            f"{name} must be a sequence such as {example}, got {value!r} ({type(value).__name__}): "
+            "put a single value in a list"
+        )
+    values = list(value)
+    if not values:
+        raise ValueError(f"{name} is empty: give at least one value, such as {example}")
+    return values
 
 
 def _data(x, y) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``x`` ``[n, d]`` and ``y`` ``[n]`` (values +-1) as float64, or raise."""
-    x = _as_tensor("x", x, 2)
-    y = _as_tensor("y", y, 1).to(x.device)
+    x = _as_tensor("x", x, 2, hint="; for one feature pass x[:, None], for one point x[None]")
+    y = _as_tensor("y", y, 1, "[n]", "; for a column of labels pass y.view(-1)").to(x.device)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]} labels: give one label per row")
     if not ((y == 1) | (y == -1)).all():
@@ -115,9 +193,32 @@ def _data(x, y) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _same_d(x: torch.Tensor, mu: torch.Tensor, what: str = "x") -> None:
-    if x.shape[-1] != mu.shape[0]:
-        raise ValueError(f"{what} has d = {x.shape[-1]} features but the mean has {mu.shape[0]} entries")
+def _same_d(x: torch.Tensor, vector: torch.Tensor, what: str = "x", against: str = "the mean") -> None:
+    if x.shape[-1] != vector.shape[0]:
+        raise ValueError(f"{what} has d = {x.shape[-1]} features but {against} has {vector.shape[0]} entries")
+
+
+def _unit(name: str, vector: torch.Tensor) -> torch.Tensor:
+    """Return ``vector / ||vector||`` computed without under- or overflow, or raise for a zero vector."""
+    largest = vector.abs().max()
+    if not largest > 0:
+        raise ValueError(f"{name} must be non-zero")
+    vector = vector / largest
+    return vector / vector.norm()
+
+
+def _check_variances(variances: torch.Tensor, where: str) -> None:
+    """Raise if a feature's variance about its class means is 0 or below ``1 / _MAX_CONDITION`` of the largest."""
+    flat = (variances <= variances.max() / _MAX_CONDITION).nonzero().flatten().tolist()
+    if flat:
+        k = flat[0]
+        raise ValueError(
+            f"{where}: feature {k} (x[:, {k}]) has variance {variances[k].item():.3g} about its class means, against "
+            f"{variances.max().item():.3g} for the largest feature (features too flat: {flat}). A feature equal to "
+            "y * mu in every row (such as a constant 0) has no likelihood, and a variance below "
+            f"1/{_MAX_CONDITION:.0e} of the largest makes the covariance too ill-conditioned for float64: drop the "
+            "feature or rescale it"
+        )
 
 
 @contextlib.contextmanager
@@ -148,13 +249,14 @@ def sample(n: int, mu_star, sigma_star, generator: torch.Generator | None = None
         The pair ``(x, y)``, float64 tensors of shapes ``[n, d]`` and ``[n]`` (labels +-1), on the CPU.
 
     Raises:
-        ValueError: for a non-positive ``n``, a covariance that is not symmetric positive definite,
-            or shapes that disagree.
-        TypeError: for inputs that are not numbers.
+        ValueError: for a non-positive ``n``, a covariance that is not symmetric positive definite
+            (or has a condition number above 1e12), or shapes that disagree.
+        TypeError: for inputs that are not numbers, or a ``generator`` that is not a ``torch.Generator``.
     """
     n = _count("n", n)
     mu_star = _mean("mu_star", mu_star).cpu()
-    sigma_star = _covariance("sigma_star", sigma_star, mu_star.shape[0]).cpu()
+    sigma_star = _covariance("sigma_star", sigma_star, mu_star.shape[0], "mu_star").cpu()
+    generator = _generator(generator)
     y = torch.randint(0, 2, (n,), generator=generator).to(torch.float64) * 2 - 1
     noise = torch.randn(n, mu_star.shape[0], generator=generator, dtype=torch.float64)
     return y[:, None] * mu_star + noise @ torch.linalg.cholesky(sigma_star).T, y
@@ -175,15 +277,41 @@ def fit_ml(x, y) -> tuple[torch.Tensor, torch.Tensor]:
         The pair ``(mu, sigma)``, float64 tensors ``[d]`` and ``[d, d]``.
 
     Raises:
-        ValueError: for mismatched shapes, labels other than +-1, or fewer than ``d + 1`` points
-            (the covariance would be singular).
+        ValueError: for mismatched shapes, labels other than +-1, or data whose covariance would be
+            singular or have a condition number above 1e12: fewer than ``d + 1`` points (or distinct
+            points), a feature without variance about its class means (such as a constant 0), or
+            features that are (nearly) linear combinations of each other. The message says which.
     """
     x, y = _data(x, y)
-    if x.shape[0] <= x.shape[1]:
-        raise ValueError(f"fit_ml needs more points than features (got n = {x.shape[0]}, d = {x.shape[1]})")
+    n, d = x.shape
+    if n <= d:
+        raise ValueError(f"fit_ml needs more points than features (got n = {n}, d = {d})")
     mu = (y[:, None] * x).mean(0)
     v = x - y[:, None] * mu
-    return mu, v.T @ v / x.shape[0]
+    sigma = v.T @ v / n
+    _check_variances(sigma.diagonal(), "fit_ml")
+    distinct = torch.unique(torch.cat([x, y[:, None]], 1), dim=0).shape[0]
+    if distinct <= d:
+        raise ValueError(
+            f"fit_ml: x has only {distinct} distinct rows (with their labels) among its {n} for d = {d} features, "
+            "so the covariance is singular: remove the duplicated rows and give more than d distinct points"
+        )
+    values, vectors = torch.linalg.eigh(sigma)
+    if not values[-1] <= _MAX_CONDITION * values[0]:
+        weights = vectors[:, 0] / vectors[:, 0].abs().max()
+        terms = [
+            f"{'-' if w < 0 else '+'} {abs(w):.3g} x[:, {k}]" for k, w in enumerate(weights.tolist()) if abs(w) > 1e-6
+        ]
+        combination = " ".join(terms).removeprefix("+ ").replace("- ", "-", 1 if terms[0][0] == "-" else 0)
+        spread = (weights @ sigma @ weights).clamp_min(0).sqrt().item()
+        kappa = values[-1].item() / max(values[0].item(), 1e-300)
+        raise ValueError(
+            f"fit_ml: the features are (nearly) linearly dependent: {combination} has standard deviation "
+            f"{spread:.3g} about the class means, against {sigma.diagonal().max().sqrt().item():.3g} for the "
+            f"widest feature, so the covariance has condition number {kappa:.3g} (at most {_MAX_CONDITION:.0e} "
+            "accepted). Drop one of the dependent features or combine them"
+        )
+    return mu, sigma
 
 
 def ml_weights(mu, sigma) -> torch.Tensor:
@@ -258,46 +386,112 @@ def lagrangian_perturbation(x, y, mu, sigma, C) -> torch.Tensor:
     return torch.linalg.solve(C * sigma - eye, (x - y[:, None] * mu).T).T
 
 
+_MAX_ASCENT_STEPS = 1_000_000  # the most steps lagrangian_attack takes on its own (steps=None)
+
+
+def _ascent_steps(kappa: float, tol: float) -> int:
+    """Return the steps :func:`lagrangian_attack` needs at curvature ratio ``kappa`` for precision ``tol``.
+
+    With the step ``2 / (h_max + h_min)`` the error ``delta - delta*`` shrinks by at least ``rate =
+    (kappa - 1) / (kappa + 1)`` per step; since ``||g|| <= h_max ||delta - delta*||``, the stopping
+    test ``||g|| <= tol h_min ||delta||`` holds once the error is below ``tol / (2 kappa)`` of
+    ``||delta*||``. Two steps are added for rounding.
+    """
+    if kappa <= 1:
+        return 2  # one step lands on the maximiser
+    return math.ceil(math.log(tol / (2 * kappa)) / math.log1p(-2 / (kappa + 1))) + 2
+
+
+def _step_budget(steps, needed: int, kappa: float, C: float, floor: float) -> int:
+    """Return the steps :func:`lagrangian_attack` takes: ``steps`` if given, else ``needed`` (or raise if too many)."""
+    if steps is not None:
+        return _count("steps", steps)
+    if needed > _MAX_ASCENT_STEPS:
+        raise ValueError(
+            f"C = {C:.6g} is so close to 1 / sigma_min = {floor:.6g} that the curvature ratio kappa = {kappa:.4g} "
+            f"needs about {needed} gradient-ascent steps: pass steps={needed} to take them, or a larger C"
+        )
+    return needed
+
+
+def _ascent_error(steps: int, needed: int, error: float, tol: float, kappa: float, C: float, floor: float):
+    """Return the error :func:`lagrangian_attack` raises when it has not converged."""
+    state = (
+        f"after {steps} gradient-ascent steps a perturbation is still {error:.3g} of its norm from the maximiser "
+        f"(tol = {tol:g}); the curvature ratio kappa = h_max / h_min is {kappa:.6g} (C = {C:.6g}, 1 / sigma_min = "
+        f"{floor:.6g})"
+    )
+    if steps < needed:
+        return RuntimeError(
+            f"lagrangian_attack did not converge: {state}, which needs about {needed} steps. Pass steps=None "
+            f"(as many as kappa needs) or steps >= {needed}, or a larger C"
+        )
+    return RuntimeError(
+        f"lagrangian_attack stalled: {state}, and the {needed} steps that kappa needs are done: rounding stops the "
+        "ascent short of tol (a tol near float64's precision, or C close to 1 / sigma_min). Pass a larger tol or a "
+        "larger C"
+    )
+
+
 @_one_thread()
-def lagrangian_attack(x, y, mu, sigma, C, steps: int = 200) -> torch.Tensor:
+def lagrangian_attack(x, y, mu, sigma, C, steps: int | None = None, tol: float = 1e-9) -> torch.Tensor:
     """Return Theorem 1's adversarial perturbations found numerically (``[n, d]``), without the closed form.
 
     Gradient ascent on ``l(x + delta; y mu, sigma) - (C / 2) ||delta||_2^2`` from ``delta = 0``,
     with the NLL and its gradient from ``torch.distributions.MultivariateNormal`` and autograd. The
-    objective is a concave quadratic when ``C > 1 / sigma_min``, so the constant step
-    ``2 / (h_max + h_min)``, with ``h`` the curvatures ``C - 1 / sigma_i``, converges geometrically.
-    This is the Monte Carlo side of the chapter's check of :func:`vulnerability`.
+    objective is a concave quadratic when ``C > 1 / sigma_min``, with curvatures ``h = C - 1 / sigma_i``
+    (the eigenvalues of minus its Hessian), so the constant step ``2 / (h_max + h_min)`` converges
+    geometrically: the error shrinks by ``(kappa - 1) / (kappa + 1)`` per step, ``kappa = h_max /
+    h_min``, so the steps needed grow like ``kappa``, which is large when ``C`` is close to
+    ``1 / sigma_min``. The ascent stops when every perturbation is within ``tol`` of the maximiser
+    relative to its norm, which the gradient ``g`` bounds (``||delta - delta*|| <= ||g|| / h_min``).
+    It never returns a perturbation short of that, which would under-report the vulnerability: it
+    raises instead. This is the Monte Carlo side of the chapter's check of :func:`vulnerability`.
 
     Args:
         x, y, mu, sigma, C: as for :func:`lagrangian_perturbation`.
-        steps: gradient-ascent steps at most, an integer >= 1 (the ascent stops earlier once its
-            steps are at the rounding level).
+        steps: gradient-ascent steps at most, an integer >= 1, or None (the default) for as many as
+            ``kappa`` needs for ``tol`` (at most 1,000,000).
+        tol: the precision required of every perturbation, relative to its norm, a number in ``(0, 1)``.
 
     Returns:
         The perturbations, float64 ``[n, d]`` (detached).
 
     Raises:
-        ValueError: as :func:`lagrangian_perturbation`, or for ``steps < 1``.
+        ValueError: as :func:`lagrangian_perturbation`, for ``steps < 1`` or ``tol`` outside ``(0, 1)``,
+            or when ``steps`` is None and ``kappa`` needs more than 1,000,000 steps (pass ``steps``
+            to take them, or a larger ``C``).
+        RuntimeError: when the perturbations are not within ``tol`` after ``steps`` steps (too few
+            steps for ``kappa``, or rounding at a very large ``kappa``); the message says which.
     """
     x, y = _data(x, y)
     mu = _mean("mu", mu).to(x.device)
     _same_d(x, mu)
     sigma = _covariance("sigma", sigma, mu.shape[0]).to(x.device)
     C = _check_penalty(C, sigma)
-    steps = _count("steps", steps)
+    tol = _number("tol", tol, strict=True)
+    if not tol < 1:
+        raise ValueError(f"tol must be below 1 (a relative precision, such as 1e-9), got {tol:g}")
     curvature = C - 1 / torch.linalg.eigvalsh(sigma)
-    step = 2 / (curvature.max() + curvature.min()).item()
+    h_min, h_max = curvature.min().item(), curvature.max().item()
+    step = 2 / (h_max + h_min)
+    needed = _ascent_steps(h_max / h_min, tol)
+    steps = _step_budget(steps, needed, h_max / h_min, C, C - h_min)
     gaussian = torch.distributions.MultivariateNormal(torch.zeros_like(mu), sigma)
     centred = x - y[:, None] * mu
     delta = torch.zeros_like(x, requires_grad=True)
-    for _ in range(steps):
+    for done in range(steps + 1):
         objective = (-gaussian.log_prob(centred + delta) - C / 2 * delta.square().sum(1)).sum()
         (grad,) = torch.autograd.grad(objective, delta)
         with torch.no_grad():
-            delta += step * grad
-            if step * grad.abs().max() <= 1e-12 * (1 + delta.abs().max()):
-                break  # converged to rounding
-    return delta.detach()
+            bound = grad.norm(dim=1) / h_min  # >= ||delta - delta*|| for every point (strong concavity)
+            converged = bound <= tol * delta.norm(dim=1)
+            if converged.all():
+                return delta.detach()
+            if done < steps:
+                delta += step * grad
+    error = (bound / delta.detach().norm(dim=1))[~converged].nan_to_num(nan=math.inf).max().item()
+    raise _ascent_error(steps, needed, error, tol, h_max / h_min, C, C - h_min)
 
 
 def vulnerability(sigma_star, C) -> float:
@@ -327,7 +521,7 @@ def vulnerability(sigma_star, C) -> float:
     return ((C * s / (C * s - 1)).square().sum() - s.numel()).item()
 
 
-def vulnerability_monte_carlo(x, y, mu, sigma, C, steps: int = 200) -> tuple[float, float]:
+def vulnerability_monte_carlo(x, y, mu, sigma, C, steps: int | None = None, tol: float = 1e-9) -> tuple[float, float]:
     """Return a Monte Carlo estimate of Theorem 1's vulnerability and its standard error, ``(mean, se)``.
 
     Each point's contribution is the rise of its squared Mahalanobis distance under the numerical
@@ -337,18 +531,20 @@ def vulnerability_monte_carlo(x, y, mu, sigma, C, steps: int = 200) -> tuple[flo
     :func:`sample` it estimates :func:`vulnerability`.
 
     Args:
-        x, y, mu, sigma, C, steps: as for :func:`lagrangian_attack`.
+        x, y, mu, sigma, C, steps, tol: as for :func:`lagrangian_attack`.
 
     Returns:
         ``(mean, se)``, floats.
 
     Raises:
         ValueError: as :func:`lagrangian_attack`, or for fewer than 2 points.
+        RuntimeError: as :func:`lagrangian_attack`, when its ascent has not converged (the estimate
+            would be too small).
     """
-    delta = lagrangian_attack(x, y, mu, sigma, C, steps)
     x, y = _data(x, y)
     if x.shape[0] < 2:
         raise ValueError("a standard error needs at least 2 points")
+    delta = lagrangian_attack(x, y, mu, sigma, C, steps, tol)
     rise = 2 * (nll(x + delta, y, mu, sigma) - nll(x, y, mu, sigma))
     return rise.mean().item(), (rise.std() / math.sqrt(x.shape[0])).item()
 
@@ -361,14 +557,28 @@ def _blend(s: torch.Tensor, c: float) -> torch.Tensor:
     return c + s / 2 + torch.sqrt(c * s + s.square() / 4)
 
 
-def _expected_norm2(s: torch.Tensor, c: float) -> float:
-    """Return ``E ||M v||^2 = sum_i s_i m_i^2`` at the fixed point, with ``m_i = 1 / (lambda sigma_i - 1)``.
+def _expected_norm(s: torch.Tensor, c: float) -> float:
+    """Return ``sqrt(E ||M v||^2) = sqrt(sum_i s_i m_i^2)`` at the fixed point, ``m_i = 1 / (lambda sigma_i - 1)``.
 
     At Lemma 4's solution ``1 + m_i = 1/2 + sqrt(1/4 + c / s_i)``, so ``m_i = u / (sqrt(1/4 + u) + 1/2)``
-    with ``u = c / s_i`` (written so to keep its precision when ``u`` is small).
+    with ``u = c / s_i``, and ``s_i m_i^2 = c^2 / (s_i (sqrt(1/4 + u) + 1/2)^2)``: written so, ``c`` is not
+    squared (no under- or overflow at extreme radii) and ``m_i`` keeps its precision when ``u`` is small.
     """
     u = c / s
-    return (s * (u / (torch.sqrt(0.25 + u) + 0.5)).square()).sum().item()
+    return c * (1 / (s * (torch.sqrt(0.25 + u) + 0.5).square())).sum().sqrt().item()
+
+
+def _radius_in_units(eps: float, unit: float) -> float:
+    """Return ``eps / sqrt(unit)``, the radius in units of the largest standard deviation, or raise if too large."""
+    e = eps / math.sqrt(unit)
+    if not (eps <= 1e150 and e <= 1e100):
+        raise ValueError(
+            f"eps = {eps:g} is too large to compute with: it is {e:.3g} times the largest standard deviation of "
+            "sigma_star, and the robust covariance, about (eps^2 / d) I, would leave float64's range or lose "
+            "sigma_star in its rounding. Measure the features in larger units (eps and sigma_star shrink "
+            "together), or take a smaller eps"
+        )
+    return e
 
 
 def robust_covariance(sigma_star, eps) -> tuple[torch.Tensor, float]:
@@ -386,37 +596,45 @@ def robust_covariance(sigma_star, eps) -> tuple[torch.Tensor, float]:
     (I + M)^2``, eq. 25), and ``lambda`` is the unique root of ``sum_i s_i m_i^2 = eps^2`` (eq. 27
     writes the budget of this sum as ``eps``; we keep ``eps`` a radius, so the sum is ``eps^2``). The
     root is found by bisection on ``log(1 / lambda)``; ``sum_i s_i m_i^2`` grows strictly with
-    ``1 / lambda``. The theorem is stated for ``eps`` below some ``eps_0``; the formula is used at
-    every ``eps`` here, and :func:`fit_robust_ml` checks it numerically.
+    ``1 / lambda``. The computation runs in units where the largest variance is 1 (``sigma_r / s_max``
+    depends only on ``sigma_star / s_max`` and ``eps / sqrt(s_max)``). The theorem is stated for ``eps``
+    below some ``eps_0``; the formula is used at every ``eps`` here, and :func:`fit_robust_ml` checks it
+    numerically.
 
     Args:
         sigma_star: the data covariance, ``[d, d]`` symmetric positive definite.
-        eps: the adversary's l_2 radius (root mean square norm of its perturbation), a number >= 0.
+        eps: the adversary's l_2 radius (root mean square norm of its perturbation), a number >= 0, at
+            most ``1e150`` and ``1e100`` times the largest standard deviation of ``sigma_star``.
 
     Returns:
         The pair ``(sigma_r, lambda)``, the float64 ``[d, d]`` covariance (``sigma_star`` itself at
-        ``eps = 0``) and the multiplier, a float (``inf`` at ``eps = 0``).
+        ``eps = 0``) and the multiplier, a float (``inf`` at ``eps = 0``, and where it exceeds
+        float64's range at a tiny ``eps``: there ``sigma_r`` is ``sigma_star`` to rounding).
 
     Raises:
-        ValueError: for a negative or non-finite ``eps`` or a covariance that is not positive definite.
+        ValueError: for a negative, non-finite or too large ``eps``, or a covariance that is not
+            positive definite (or has a condition number above 1e12).
     """
     sigma_star = _covariance("sigma_star", sigma_star)
     eps = _number("eps", eps)
     if eps == 0:
         return sigma_star.clone(), math.inf
     s, q = torch.linalg.eigh(sigma_star)
-    target = eps**2
-    lo = target / s.numel()  # sum_i s_i m_i^2 <= d c: the root is at least target / d
+    unit = s.max().item()  # the variances in units of the largest: s in [1e-12, 1]
+    s, e = s / unit, _radius_in_units(eps, unit)
+    lo = e / (1 / s).sum().sqrt().item()  # E ||M v|| <= c sqrt(sum_i 1 / s_i): the root is at least this
+    if lo == 0:  # eps below float64's range relative to sigma_star: sigma_r is sigma_star to rounding
+        return sigma_star.clone(), math.inf
     hi = lo
-    while _expected_norm2(s, hi) < target:
+    while _expected_norm(s, hi) < e:
         hi *= 2
     for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if _expected_norm2(s, mid) < target else (lo, mid)
+        mid = math.sqrt(lo) * math.sqrt(hi)
+        lo, hi = (mid, hi) if _expected_norm(s, mid) < e else (lo, mid)
         if hi <= lo * (1 + 1e-15):
             break
-    c = math.sqrt(lo * hi)
-    return (q * _blend(s, c)) @ q.T, 1 / c
+    c = math.sqrt(lo) * math.sqrt(hi)
+    return unit * ((q * _blend(s, c)) @ q.T), 1 / (c * unit) if c * unit > 0 else math.inf
 
 
 def robust_covariance_se(variances, eps, n: int) -> torch.Tensor:
@@ -437,12 +655,25 @@ def robust_covariance_se(variances, eps, n: int) -> torch.Tensor:
         A float64 tensor ``[d]`` of standard errors, one per diagonal entry of ``sigma_r``.
 
     Raises:
-        ValueError: for non-positive variances, a negative ``eps`` or ``n < 2``.
+        ValueError: for non-positive variances (or a largest above 1e12 times the smallest), an
+            ``eps`` that :func:`robust_covariance` refuses, or ``n < 2``.
     """
     variances = _mean("variances", variances)
     if not (variances > 0).all():
         raise ValueError("variances must all be > 0 (the diagonal of a positive-definite covariance)")
+    limit = _MAX_CONDITION / (1 + 1e-4)  # room for the finite differences' steps
+    if not variances.max() <= limit * variances.min():
+        raise ValueError(
+            f"variances range from {variances.min().item():.3g} to {variances.max().item():.3g}, a ratio above "
+            f"{limit:.6g}: with the finite differences' steps the covariance would exceed the condition number "
+            f"{_MAX_CONDITION:.0e} accepted. Measure the features in comparable units"
+        )
+    eps = _number("eps", eps)
     n = _count("n", n, 2)
+    try:
+        robust_covariance(torch.diag(variances), eps)
+    except ValueError as error:
+        raise ValueError(f"robust_covariance_se at these variances: {error}") from None
     rows = []
     for k in range(variances.numel()):
         h = 1e-5 * variances[k].item()
@@ -557,8 +788,11 @@ def fit_robust_ml(x, y, eps, adversary: str = "linear", max_iter: int = 500, tol
         A :class:`RobustFit`.
 
     Raises:
-        ValueError: for bad data, a negative ``eps``, an unknown ``adversary``, or fewer than 2 points.
-        RuntimeError: when L-BFGS stops with a gradient norm above ``tol`` (raise ``max_iter``).
+        ValueError: for bad data, a negative ``eps``, an unknown ``adversary``, fewer than 2 points,
+            or a feature without variance about its class means (such as a constant 0; or one with a
+            variance below 1e-12 of the largest).
+        RuntimeError: when L-BFGS stops with a gradient norm above ``tol`` (raise ``max_iter``), or
+            the objective is not finite.
     """
     x, y = _data(x, y)
     eps = _number("eps", eps)
@@ -570,7 +804,9 @@ def fit_robust_ml(x, y, eps, adversary: str = "linear", max_iter: int = 500, tol
         raise ValueError("fit_robust_ml needs at least 2 points")
     d = x.shape[1]
     mu = (y[:, None] * x).mean(0)
-    log_var = ((x - y[:, None] * mu).square().mean(0).clamp_min(1e-300)).log()
+    variances = (x - y[:, None] * mu).square().mean(0)
+    _check_variances(variances, "fit_robust_ml")  # a zero variance: the likelihood has no maximum
+    log_var = variances.log()
     mu, log_var = mu.clone().requires_grad_(), log_var.clone().requires_grad_()
     state = {"lam": math.inf}
 
@@ -599,6 +835,11 @@ def fit_robust_ml(x, y, eps, adversary: str = "linear", max_iter: int = 500, tol
     loss = objective()
     loss.backward()
     grad_norm = torch.cat([p.grad for p in learnt]).norm().item()
+    if not (math.isfinite(loss.item()) and math.isfinite(grad_norm)):
+        raise RuntimeError(
+            f"robust ML failed: the objective ({loss.item():g}) or its gradient ({grad_norm:g}) is not finite after "
+            f"{iterations} L-BFGS iterations; rescale the features so that their variances and eps are not extreme"
+        )
     if not grad_norm <= tol:
         raise RuntimeError(
             f"robust ML did not converge: gradient norm {grad_norm:.3g} > tol = {tol:g} after {iterations} L-BFGS "
@@ -652,17 +893,20 @@ def gradient_cosine(mu, sigma, direction=None) -> float:
     ``direction`` for a learnt ``(mu, sigma)``) is half the vector between the class means. 1 means
     aligned (``sigma`` a multiple of the identity, or ``mu`` an eigenvector of it).
 
+    The cosine does not depend on the lengths of ``mu`` and ``direction``: both are scaled to unit
+    length first, so that tiny or huge vectors neither under- nor overflow.
+
     Raises:
         ValueError: for a zero ``mu`` or ``direction``, mismatched shapes, or a covariance that is
             not symmetric positive definite.
     """
     mu = _mean("mu", mu)
     direction = mu if direction is None else _mean("direction", direction).to(mu.device)
-    _same_d(direction, mu, "direction")
+    _same_d(direction, mu, "direction", "mu")
     if not (mu.abs().max() > 0 and direction.abs().max() > 0):
         raise ValueError("mu and direction must be non-zero: the angle to a zero vector is undefined")
-    w = ml_weights(mu, sigma)
-    return (direction @ w / (direction.norm() * w.norm())).item()
+    w = _unit("the gradient sigma^-1 mu", ml_weights(_unit("mu", mu), sigma))
+    return (_unit("direction", direction) @ w).item()
 
 
 def worst_gradient_cosine(sigma) -> float:
@@ -705,9 +949,11 @@ def worst_gradient_cosine_search(
 
     Raises:
         ValueError: for a covariance that is not positive definite or counts below 1.
+        TypeError: for a ``generator`` that is not a ``torch.Generator`` (or None).
     """
     sigma = _covariance("sigma", sigma)
     restarts, steps = _count("restarts", restarts), _count("steps", steps)
+    generator = _generator(generator)
     start = torch.randn(restarts, sigma.shape[0], generator=generator, dtype=torch.float64).to(sigma.device)
     mu = (start / start.norm(dim=1, keepdim=True)).requires_grad_()
     precision = torch.linalg.inv(sigma)
@@ -742,7 +988,8 @@ def linear_accuracy(w, mu_star, sigma_star, eps=0.0) -> float:
     The worst perturbation of a linear classifier is ``-eps y w / ||w||``, which lowers the margin
     ``y w.x ~ N(w.mu_star, w^T sigma_star w)`` by ``eps ||w||``: the accuracy is
     ``Phi((w.mu_star - eps ||w||) / sqrt(w^T sigma_star w))`` (the same for both classes).
-    ``eps = 0`` gives the standard accuracy.
+    ``eps = 0`` gives the standard accuracy. The accuracy does not depend on the length of ``w``,
+    which is scaled to unit length first (tiny or huge weights neither under- nor overflow).
 
     Args:
         w: weights, ``[d]``, not all zero (e.g. :func:`ml_weights`).
@@ -757,26 +1004,32 @@ def linear_accuracy(w, mu_star, sigma_star, eps=0.0) -> float:
     """
     w = _mean("w", w)
     mu_star = _mean("mu_star", mu_star).to(w.device)
-    _same_d(w, mu_star, "w")
-    sigma_star = _covariance("sigma_star", sigma_star, mu_star.shape[0]).to(w.device)
+    _same_d(w, mu_star, "w", "mu_star")
+    sigma_star = _covariance("sigma_star", sigma_star, mu_star.shape[0], "mu_star").to(w.device)
     eps = _number("eps", eps)
     if not w.abs().max() > 0:
         raise ValueError("w must be non-zero: sign(0) classifies nothing")
-    return _phi(((w @ mu_star - eps * w.norm()) / torch.sqrt(w @ sigma_star @ w)).item())
+    w = _unit("w", w)
+    return _phi(((w @ mu_star - eps) / torch.sqrt(w @ sigma_star @ w)).item())
 
 
 def robust_accuracy(w, x, y, eps=0.0) -> float:
     """Return the fraction of the points ``(x, y)`` that ``sign(w.x)`` classifies correctly under every l_2
     perturbation of radius ``eps`` (in feature units): those with margin ``y w.x - eps ||w|| > 0``.
+    As in :func:`linear_accuracy`, ``w`` is scaled to unit length first.
 
     Raises:
-        ValueError: for mismatched shapes, labels other than +-1 or a negative ``eps``.
+        ValueError: for a zero ``w`` (as :func:`linear_accuracy`), mismatched shapes, labels other
+            than +-1 or a negative ``eps``.
     """
     x, y = _data(x, y)
     w = _mean("w", w).to(x.device)
-    _same_d(x, w)
+    _same_d(x, w, against="w")
     eps = _number("eps", eps)
-    return (y * (x @ w) - eps * w.norm() > 0).double().mean().item()
+    if not w.abs().max() > 0:
+        raise ValueError("w must be non-zero: sign(0) classifies nothing")
+    w = _unit("w", w)
+    return (y * (x @ w) - eps > 0).double().mean().item()
 
 
 # --- the chapter's sweeps, tables and verdicts ------------------------------------------------------
@@ -785,22 +1038,38 @@ def robust_accuracy(w, x, y, eps=0.0) -> float:
 def vulnerability_rows(mu_star, covariances: dict, C, n: int, generator: torch.Generator | None = None) -> list[dict]:
     """Return Theorem 1 at each covariance of ``covariances`` (label -> ``[d, d]``): closed form and Monte Carlo.
 
-    Each row has ``label``, ``eigenvalues`` (a string), ``closed_form`` (:func:`vulnerability`),
-    ``monte_carlo`` and ``se`` (:func:`vulnerability_monte_carlo` on ``n`` fresh points of
-    :func:`sample` at ``(mu_star, covariance)``) and ``z``, the gap in standard errors.
+    Each row has ``label``, ``eigenvalues`` (a string), ``kappa`` (:func:`condition_number`) and
+    ``trace`` of the covariance, ``closed_form`` (:func:`vulnerability`), ``monte_carlo`` and ``se``
+    (:func:`vulnerability_monte_carlo` on ``n`` fresh points of :func:`sample` at ``(mu_star,
+    covariance)``) and ``z``, the gap in standard errors.
 
     Raises:
-        ValueError: as :func:`vulnerability` and :func:`sample`.
+        ValueError: for an empty ``covariances``, ``n < 2``, and as :func:`vulnerability` and :func:`sample`.
+        TypeError: for a ``covariances`` that is not a dict, or a ``generator`` that is not a ``torch.Generator``.
+        RuntimeError: as :func:`lagrangian_attack`, when its ascent has not converged.
     """
+    if not isinstance(covariances, dict):
+        raise TypeError(f"covariances must be a dict of label -> [d, d] covariance, got {type(covariances).__name__}")
+    if not covariances:
+        raise ValueError("covariances is empty: give at least one label -> [d, d] covariance")
+    mu_star = _mean("mu_star", mu_star)
+    checked = {
+        label: _covariance(f"covariances[{label!r}]", s, mu_star.shape[0], "mu_star")
+        for label, s in covariances.items()
+    }
+    for sigma in checked.values():
+        _check_penalty(C, sigma)
+    n, generator = _count("n", n, 2), _generator(generator)
     rows = []
-    for label, sigma in covariances.items():
+    for label, sigma in checked.items():
         x, y = sample(n, mu_star, sigma, generator)
         mean, se = vulnerability_monte_carlo(x, y, mu_star, sigma, C)
         exact = vulnerability(sigma, C)
-        eigenvalues = ", ".join(f"{v:.4g}" for v in torch.linalg.eigvalsh(_covariance("sigma", sigma)).tolist()[::-1])
+        eigenvalues = torch.linalg.eigvalsh(sigma)
         rows.append(
-            {"label": label, "eigenvalues": eigenvalues, "closed_form": exact, "monte_carlo": mean, "se": se}
-            | {"z": (mean - exact) / se}
+            {"label": label, "eigenvalues": ", ".join(f"{v:.4g}" for v in eigenvalues.tolist()[::-1])}
+            | {"kappa": (eigenvalues.max() / eigenvalues.min()).item(), "trace": eigenvalues.sum().item()}
+            | {"closed_form": exact, "monte_carlo": mean, "se": se, "z": (mean - exact) / se}
         )
     return rows
 
@@ -829,14 +1098,19 @@ def robust_rows(
       :func:`worst_gradient_cosine_search` with ``restarts`` starts from ``generator``.
 
     Raises:
-        ValueError: for a ``sigma_star`` that is not diagonal, and as :func:`fit_robust_ml`.
+        ValueError: for a ``sigma_star`` that is not diagonal, an empty ``eps_grid`` or a radius in it
+            that :func:`robust_covariance` refuses, and as :func:`fit_robust_ml`.
+        TypeError: for an ``eps_grid`` that is not a sequence of numbers, or a ``generator`` that is
+            not a ``torch.Generator``.
     """
     x, y = _data(x, y)
     mu_star = _mean("mu_star", mu_star).to(x.device)
-    _same_d(x, mu_star)
-    sigma_star = _covariance("sigma_star", sigma_star, x.shape[1]).to(x.device)
+    _same_d(x, mu_star, against="mu_star")
+    sigma_star = _covariance("sigma_star", sigma_star, x.shape[1], "each row of x").to(x.device)
     if (sigma_star - torch.diag(sigma_star.diagonal())).abs().max() > 0:
         raise ValueError("robust_rows compares with diagonal fits: pass a diagonal sigma_star (data in its eigenbasis)")
+    eps_grid = [_number(f"eps_grid[{i}]", e) for i, e in enumerate(_sequence("eps_grid", eps_grid, "[0.0, 0.5, 2.0]"))]
+    restarts, generator = _count("restarts", restarts), _generator(generator)
     n = x.shape[0]
     mu_ml, sigma_ml = fit_ml(x, y)
     rows = []
@@ -888,9 +1162,14 @@ def relaxation_rows(
     solves: 0 up to the optimiser's precision).
 
     Raises:
-        ValueError: as :func:`spectrum`, :func:`sample` and :func:`fit_robust_ml`.
+        ValueError: for an empty ``dims``, and as :func:`spectrum`, :func:`sample` and :func:`fit_robust_ml`.
+        TypeError: for a ``dims`` that is not a sequence of integers, or a ``generator`` that is not a
+            ``torch.Generator``.
     """
+    dims = [_count(f"dims[{i}]", d) for i, d in enumerate(_sequence("dims", dims, "[2, 8, 32]"))]
+    spectrum(1, low, high)  # checks low and high
     eps_per_dim = _number("eps_per_dim", eps_per_dim)
+    n, generator = _count("n", n), _generator(generator)
     rows = []
     for d in dims:
         variances = spectrum(d, low, high)
@@ -901,7 +1180,7 @@ def relaxation_rows(
             f"gap_{adversary}": (fit_robust_ml(x, y, eps, adversary).sigma.diagonal() / closed - 1).abs().max().item()
             for adversary in ADVERSARIES
         }
-        rows.append({"d": int(d), "eps": eps, **gaps})
+        rows.append({"d": d, "eps": eps, **gaps})
     return rows
 
 
@@ -994,14 +1273,37 @@ def _increasing(values: list[float]) -> bool:
     return all(b > a for a, b in zip(values, values[1:]))
 
 
+def _rows(where: str, rows, keys: tuple[str, ...], source: str) -> list[dict]:
+    """Return ``rows`` as a non-empty list of dicts that have ``keys``, or raise naming the rows ``where`` expects."""
+    if isinstance(rows, dict) or not isinstance(rows, (list, tuple)):
+        raise TypeError(f"{where} expects the list of rows of {source}, got {type(rows).__name__}")
+    if not rows:
+        raise ValueError(f"{where} got no rows: pass the rows of {source}, at least one")
+    for i, row in enumerate(rows):
+        missing = [key for key in keys if key not in row] if isinstance(row, dict) else list(keys)
+        if missing:
+            has = sorted(row) if isinstance(row, dict) else type(row).__name__
+            raise ValueError(f"{where} expects the rows of {source}: row {i} lacks {missing} (it has {has})")
+    return list(rows)
+
+
 def ml_verdict(mu, sigma, mu_star, sigma_star, n: int, z: float = 5.0) -> dict:
     """Return whether the ML estimate ``(mu, sigma)`` from ``n`` points is within ``z`` standard errors of the truth.
 
     The standard errors of Gaussian data: ``sqrt(s_i / n)`` for a mean, ``sqrt((s_ii s_jj + s_ij^2) / n)``
     for a covariance entry (``s = sigma_star``). Measured: the largest gap, in standard errors.
+
+    Raises:
+        ValueError: for shapes that disagree, covariances that are not positive definite, ``n < 2``
+            (:func:`fit_ml` needs more points than features) or ``z <= 0``.
+        TypeError: for an ``n`` that is not an integer or a ``z`` that is not a number.
     """
-    mu, mu_star = _mean("mu", mu), _mean("mu_star", mu_star)
-    sigma, sigma_star = _covariance("sigma", sigma), _covariance("sigma_star", sigma_star)
+    mu = _mean("mu", mu)
+    mu_star = _mean("mu_star", mu_star).to(mu.device)
+    _same_d(mu, mu_star, "mu", "mu_star")
+    sigma = _covariance("sigma", sigma, mu.shape[0], "mu").to(mu.device)
+    sigma_star = _covariance("sigma_star", sigma_star, mu.shape[0], "mu").to(mu.device)
+    n, z = _count("n", n, 2), _number("z", z, strict=True)
     s = sigma_star.diagonal()
     gap_mu = ((mu - mu_star).abs() / (s / n).sqrt()).max().item()
     gap_sigma = ((sigma - sigma_star).abs() / ((s[:, None] * s[None, :] + sigma_star.square()) / n).sqrt()).max().item()
@@ -1014,21 +1316,35 @@ def theorem_1_verdicts(rows: list[dict], z: float = 5.0) -> dict[str, dict]:
     grow more anisotropic row by row, the first isotropic.
 
     ``"formula"``: every Monte Carlo estimate lies within ``z`` standard errors of the closed form;
-    ``"isotropic"``: the closed form is smallest at the isotropic covariance and grows with the
-    anisotropy, and the Monte Carlo estimate there is below the last row's.
+    ``"isotropic"``: the first covariance is isotropic and all share its trace, the closed form is
+    smallest there and grows with the anisotropy, and the Monte Carlo estimate there is below the
+    last row's. The measured text names the first row by its label when it is not isotropic.
+
+    Raises:
+        ValueError: for no rows, rows that are not :func:`vulnerability_rows`'s, or ``z <= 0``.
     """
+    keys = ("label", "kappa", "trace", "closed_form", "monte_carlo", "se", "z")
+    rows = _rows("theorem_1_verdicts", rows, keys, "vulnerability_rows")
+    z = _number("z", z, strict=True)
     worst = max(abs(r["z"]) for r in rows)
     exact = [r["closed_form"] for r in rows]
+    first, last = rows[0], rows[-1]
+    isotropic = first["kappa"] <= 1 + 1e-9
+    same_trace = all(abs(r["trace"] - first["trace"]) <= 1e-9 * abs(first["trace"]) for r in rows)
+    where = "Σ* = (k/d) I" if isotropic else f"{first['label']} (not isotropic: κ = {first['kappa']:.4g})"
+    caveat = "" if same_trace else "; the covariances do not share one trace"
     return {
         "formula": _verdict(
             f"{sum(abs(r['z']) <= z for r in rows)} of {len(rows)} covariances agree; largest gap {worst:.2f} SE",
             worst <= z,
         ),
         "isotropic": _verdict(
-            f"{exact[0]:.4f} at Σ* = (k/d) I, rising to {exact[-1]:.4f} ({rows[-1]['label']}); Monte Carlo "
-            f"{rows[0]['monte_carlo']:.4f} and {rows[-1]['monte_carlo']:.4f}",
-            _increasing(exact)
-            and rows[0]["monte_carlo"] + z * rows[0]["se"] < rows[-1]["monte_carlo"] - z * rows[-1]["se"],
+            f"{exact[0]:.4f} at {where}, rising to {exact[-1]:.4f} ({last['label']}); Monte Carlo "
+            f"{first['monte_carlo']:.4f} and {last['monte_carlo']:.4f}{caveat}",
+            isotropic
+            and same_trace
+            and _increasing(exact)
+            and first["monte_carlo"] + z * first["se"] < last["monte_carlo"] - z * last["se"],
         ),
     }
 
@@ -1041,7 +1357,13 @@ def theorem_2_verdicts(rows: list[dict], z: float = 5.0, rel_tol: float = 1e-5) 
     sample's ML variances (relative gap ``<= rel_tol``) and within ``z`` standard errors of the closed
     form at ``sigma_star``; ``"identity"``: the condition number falls strictly with ``eps`` for the
     closed form and for both fits.
+
+    Raises:
+        ValueError: for no rows, rows that are not :func:`robust_rows`'s, or ``z`` or ``rel_tol`` not > 0.
     """
+    keys = ("eps", "mu_gap", "mu_z", "gap_same", "z", "kappa", "kappa_linear", "kappa_l2")
+    rows = _rows("theorem_2_verdicts", rows, keys, "robust_rows")
+    z, rel_tol = _number("z", z, strict=True), _number("rel_tol", rel_tol, strict=True)
     mu_gap, mu_z = max(r["mu_gap"] for r in rows), max(r["mu_z"] for r in rows)
     gap, worst = max(r["gap_same"] for r in rows), max(r["z"] for r in rows)
     kappas = {key: [r[key] for r in rows] for key in ("kappa", "kappa_linear", "kappa_l2")}
@@ -1063,31 +1385,48 @@ def theorem_2_verdicts(rows: list[dict], z: float = 5.0, rel_tol: float = 1e-5) 
 
 def relaxation_verdict(rows: list[dict], rel_tol: float = 1e-5) -> dict:
     """Return whether l_2 adversarial training comes closer to the relaxed closed form as ``d`` grows
-    (:func:`relaxation_rows`: ``gap_l2`` falls strictly with ``d``), the relaxed fit matching it to ``rel_tol``."""
+    (:func:`relaxation_rows`: ``gap_l2`` falls strictly with ``d``), the relaxed fit matching it to ``rel_tol``.
+
+    Raises:
+        ValueError: for no rows, rows that are not :func:`relaxation_rows`'s, or ``rel_tol <= 0``.
+    """
+    rows = _rows("relaxation_verdict", rows, ("d", "gap_l2", "gap_linear"), "relaxation_rows")
+    rel_tol = _number("rel_tol", rel_tol, strict=True)
     gaps = [r["gap_l2"] for r in rows]
     measured = ", ".join(f"{g:.2%} at d = {r['d']}" for g, r in zip(gaps, rows))
     return _verdict(measured, _increasing([-g for g in gaps]) and max(r["gap_linear"] for r in rows) <= rel_tol)
 
 
+def _at(row: dict) -> str:
+    return f"ε = {row['eps']:g}" + (" (standard ML)" if row["eps"] == 0 else "")
+
+
 def theorem_3_verdicts(rows: list[dict], search_tol: float = 1e-6) -> dict[str, dict]:
-    """Return the verdicts of Theorem 3 on :func:`robust_rows` (the first row at ``eps = 0``, standard ML).
+    """Return the verdicts of Theorem 3 on :func:`robust_rows` (in increasing ``eps``; Theorem 3 compares
+    with standard ML, a first row at ``eps = 0``). Each row is labelled by its own ``eps``.
 
     ``"worst_case"``: the worst-case cosine of Lemma 8 rises strictly with ``eps``, and the numerical
     search agrees with it within ``search_tol``; ``"mu_star"``: the cosine between ``mu_star`` and
     the gradient rises strictly with ``eps`` for the closed form and for both fits.
+
+    Raises:
+        ValueError: for no rows, rows that are not :func:`robust_rows`'s, or ``search_tol <= 0``.
     """
+    keys = ("eps", "worst", "worst_search", "cosine", "cosine_linear", "cosine_l2")
+    rows = _rows("theorem_3_verdicts", rows, keys, "robust_rows")
+    search_tol = _number("search_tol", search_tol, strict=True)
     worst = [r["worst"] for r in rows]
     search = max(abs(r["worst_search"] - r["worst"]) for r in rows)
     cosines = {key: [r[key] for r in rows] for key in ("cosine", "cosine_linear", "cosine_l2")}
     return {
         "worst_case": _verdict(
-            f"{worst[0]:.4f} at ε = 0 (standard ML), {worst[-1]:.4f} at ε = {rows[-1]['eps']:g}; the search is "
+            f"{worst[0]:.4f} at {_at(rows[0])}, {worst[-1]:.4f} at {_at(rows[-1])}; the search is "
             f"within {search:.1e} of Lemma 8",
             _increasing(worst) and search <= search_tol,
         ),
         "mu_star": _verdict(
-            f"cosine {cosines['cosine'][0]:.3f} at ε = 0, {cosines['cosine'][-1]:.3f} at ε = {rows[-1]['eps']:g} "
-            f"(closed form; ℓ2 fit {cosines['cosine_l2'][-1]:.3f})",
+            f"cosine {cosines['cosine'][0]:.3f} at ε = {rows[0]['eps']:g}, {cosines['cosine'][-1]:.3f} at "
+            f"ε = {rows[-1]['eps']:g} (closed form; ℓ2 fit {cosines['cosine_l2'][-1]:.3f})",
             all(_increasing(c) for c in cosines.values()),
         ),
     }

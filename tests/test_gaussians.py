@@ -4,6 +4,7 @@ Theorems 1-3 against simulation and numerical optimisation, their limits, and th
 import math
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -293,7 +294,7 @@ def test_linear_accuracy_agrees_with_monte_carlo(eps):
         (torch.tensor([[1.0, 0.5], [0.0, 1.0]]), "symmetric"),
         (torch.tensor([[1.0, 2.0], [2.0, 1.0]]), "positive definite"),
         (torch.tensor([[1.0, float("nan")], [float("nan"), 1.0]]), "NaN"),
-        (torch.ones(2), r"shape \[n, d\]"),
+        (torch.ones(2), r"shape \[d, d\], got shape \[2\]; for diagonal variances v pass torch\.diag\(v\)"),
     ],
 )
 def test_bad_covariances_are_refused(sigma, match):
@@ -321,7 +322,7 @@ def test_bad_inputs_are_refused_with_a_fix():
         gaussians.gradient_cosine(torch.zeros(2), SIGMA)
     with pytest.raises(ValueError, match="n must be an integer >= 1"):
         gaussians.sample(0, MU, SIGMA)
-    with pytest.raises(ValueError, match="n must be an integer"):
+    with pytest.raises(TypeError, match="n must be an integer"):
         gaussians.sample(True, MU, SIGMA)
     with pytest.raises(TypeError, match="must be a number"):
         gaussians.robust_covariance(SIGMA, "0.5")
@@ -329,3 +330,223 @@ def test_bad_inputs_are_refused_with_a_fix():
         gaussians.sample(5, "mu", SIGMA)
     with pytest.raises(TypeError, match="real numbers"):
         gaussians.sample(5, torch.tensor([True, False]), SIGMA)
+
+
+# --- the reviewer's bad inputs -----------------------------------------------------------------------
+# Each test below failed before the fix it checks.
+
+S14 = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
+MU14 = torch.tensor([1.0, 0.5], dtype=torch.float64)
+
+
+def test_the_attack_converges_where_the_curvature_ratio_is_large():
+    # C = 1.001 against 1 / sigma_min = 1: curvatures 0.001 and 0.751, kappa = 751. The fixed 200 steps of
+    # the first version reported 199,257 +- 21,183 against the closed form's 1,002,001.
+    x, y = gaussians.sample(200, MU14, S14, gen())
+    mean, se = gaussians.vulnerability_monte_carlo(x, y, MU14, S14, 1.001)
+    assert abs(mean - gaussians.vulnerability(S14, 1.001)) <= 5 * se
+    # every perturbation within tol of Lemma 1's maximiser, relative to its norm (kappa = 75 here)
+    found = gaussians.lagrangian_attack(x, y, MU14, S14, 1.01, tol=1e-9)
+    closed = gaussians.lagrangian_perturbation(x, y, MU14, S14, 1.01)
+    assert ((found - closed).norm(dim=1) <= 1e-9 * closed.norm(dim=1)).all()
+
+
+def test_the_attack_raises_rather_than_under_report():
+    x, y = gaussians.sample(50, MU14, S14, gen())
+    needed = gaussians._ascent_steps(0.751 / 0.001, 1e-9)
+    assert 5_000 < needed < 20_000  # grows like kappa = 751
+    with pytest.raises(RuntimeError, match=rf"did not converge: after 200 .* steps >= {needed}"):
+        gaussians.vulnerability_monte_carlo(x, y, MU14, S14, 1.001, steps=200)
+    with pytest.raises(RuntimeError, match="did not converge"):
+        gaussians.lagrangian_attack(x, y, MU14, S14, 1.001, steps=200)
+    # a precision below float64's: rounding stops the ascent (at about 1e-15 here), which says so
+    sigma, ones = rotated([2.0, 0.5, 0.1], seed=3), torch.ones(3, dtype=torch.float64)
+    x3, y3 = gaussians.sample(50, ones, sigma, gen())
+    with pytest.raises(RuntimeError, match="stalled.*rounding.*larger tol"):
+        gaussians.lagrangian_attack(x3, y3, ones, sigma, 15.0, tol=1e-20)
+    with pytest.raises(ValueError, match="so close to 1 / sigma_min .* pass steps="):
+        gaussians.lagrangian_attack(x, y, MU14, S14, 1 + 1e-7)  # kappa ~ 7.5e6: tens of millions of steps
+    with pytest.raises(ValueError, match="tol must be below 1"):
+        gaussians.lagrangian_attack(x, y, MU14, S14, 2.0, tol=1.0)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-100, 1e100, 1e200])
+def test_accuracies_and_cosines_do_not_depend_on_scale(scale):
+    w = torch.tensor([0.5, 8.0], dtype=torch.float64)
+    for eps in (0.0, 0.3):
+        expected = gaussians.linear_accuracy(w, MU, SIGMA, eps)
+        assert gaussians.linear_accuracy(w * scale, MU, SIGMA, eps) == pytest.approx(expected, rel=1e-12)
+    x, y = gaussians.sample(500, MU, SIGMA, gen())
+    assert gaussians.robust_accuracy(w * scale, x, y, 0.3) == gaussians.robust_accuracy(w, x, y, 0.3)
+    expected = gaussians.gradient_cosine(MU, SIGMA)
+    assert gaussians.gradient_cosine(MU * scale, SIGMA) == pytest.approx(expected, rel=1e-12)
+    assert gaussians.gradient_cosine(MU * scale, SIGMA, direction=MU / scale) == pytest.approx(expected, rel=1e-12)
+
+
+def test_robust_accuracy_refuses_what_linear_accuracy_refuses():
+    x, y = gaussians.sample(10, MU, SIGMA, gen())
+    for accuracy in (lambda w: gaussians.linear_accuracy(w, MU, SIGMA), lambda w: gaussians.robust_accuracy(w, x, y)):
+        with pytest.raises(ValueError, match="w must be non-zero"):
+            accuracy(torch.zeros(2))
+        with pytest.raises(ValueError, match="w has 3 entries|w has d = 3"):
+            accuracy(torch.ones(3))
+
+
+def test_ml_verdict_checks_its_inputs():
+    x, y = gaussians.sample(200, MU, SIGMA, gen())
+    mu, sigma = gaussians.fit_ml(x, y)
+    assert gaussians.ml_verdict(mu, sigma, MU, SIGMA, np.int64(200))["held"]
+    for n in (0, -5, 1):
+        with pytest.raises(ValueError, match="n must be an integer >= 2"):
+            gaussians.ml_verdict(mu, sigma, MU, SIGMA, n)
+    for n in ("200", 200.0, True):
+        with pytest.raises(TypeError, match="n must be an integer"):
+            gaussians.ml_verdict(mu, sigma, MU, SIGMA, n)
+    with pytest.raises(ValueError, match="mu has d = 2 features but mu_star has 3 entries"):
+        gaussians.ml_verdict(mu, sigma, torch.ones(3), torch.eye(3), 200)
+    with pytest.raises(ValueError, match="sigma_star is 3 x 3 but mu has d = 2"):
+        gaussians.ml_verdict(mu, sigma, MU, torch.eye(3), 200)
+    with pytest.raises(ValueError, match="z must be a finite number > 0"):
+        gaussians.ml_verdict(mu, sigma, MU, SIGMA, 200, z=-1)
+
+
+def test_fit_ml_refuses_data_with_a_singular_covariance_and_says_why():
+    x, y = gaussians.sample(200, MU, SIGMA, gen())
+    with pytest.raises(ValueError, match="only 2 distinct rows"):
+        gaussians.fit_ml(torch.cat([x[:2]] * 10), torch.cat([y[:2]] * 10))
+    flat = x.clone()
+    flat[:, 1] = 0.0
+    with pytest.raises(ValueError, match=r"feature 1 \(x\[:, 1\]\) has variance 0"):
+        gaussians.fit_ml(flat, y)
+    with pytest.raises(ValueError, match="feature 1"):  # not L-BFGS's "gradient norm nan ... raise max_iter"
+        gaussians.fit_robust_ml(flat, y, 0.5)
+    with pytest.raises(ValueError, match=r"linearly dependent: -1 x\[:, 0\] \+ 0.5 x\[:, 1\]"):
+        gaussians.fit_ml(torch.stack([x[:, 0], 2 * x[:, 0]], 1), y)
+    # whatever fit_ml returns, the functions that take a covariance accept
+    mu, sigma = gaussians.fit_ml(x, y)
+    assert gaussians.condition_number(sigma) < 1e12
+
+
+def test_robust_covariance_at_extreme_radii():
+    tiny, lam = gaussians.robust_covariance(S14, 1e-160)
+    assert torch.equal(tiny, S14) and lam * 1e-160 == pytest.approx(math.sqrt(1.25), rel=1e-9)
+    with pytest.raises(ValueError, match="eps = 1e\\+160 is too large"):
+        gaussians.robust_covariance(S14, 1e160)
+    # units: (a^2 sigma, a eps) gives a^2 sigma_r and lambda / a^2, far from 1 too
+    sigma_r, lam = gaussians.robust_covariance(S14, 0.7)
+    for a in (1e-100, 1e100):
+        scaled, scaled_lam = gaussians.robust_covariance(S14 * a**2, 0.7 * a)
+        assert torch.allclose(scaled / a**2, sigma_r, rtol=1e-12) and scaled_lam * a**2 == pytest.approx(lam, rel=1e-12)
+
+
+def test_numpy_scalars_and_0d_tensors_are_numbers():
+    expected = gaussians.robust_covariance(SIGMA, 1.0)
+    for eps in (np.float32(1.0), np.float64(1.0), np.int64(1), torch.tensor(1.0)):
+        sigma_r, lam = gaussians.robust_covariance(SIGMA, eps)
+        assert torch.equal(sigma_r, expected[0]) and lam == expected[1]
+    assert gaussians.sample(np.int64(5), MU, SIGMA, gen())[0].shape == (5, 2)
+    assert gaussians.spectrum(np.int64(3), 1, 4).tolist() == [1.0, 2.0, 4.0]
+    with pytest.raises(TypeError, match=r"C must be a number, got a Tensor of shape \[2\].*float\(C\)"):
+        gaussians.vulnerability(SIGMA, torch.tensor([32.0, 33.0]))
+    for flag in (True, np.bool_(True), torch.tensor(True)):
+        with pytest.raises(TypeError, match="eps must be a number"):
+            gaussians.robust_covariance(SIGMA, flag)
+
+
+@pytest.mark.parametrize("generator", [0, np.random.default_rng(0)])
+def test_generators_must_be_torch_generators(generator):
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None.*manual_seed"):
+        gaussians.sample(3, MU, SIGMA, generator)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        gaussians.worst_gradient_cosine_search(SIGMA, 4, 5, generator)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        gaussians.vulnerability_rows(MU, {"ours": SIGMA}, 32.0, 100, generator)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        gaussians.relaxation_rows([2], 0.0625, 4.0, 0.25, 100, generator)
+
+
+def _fake_robust_rows(grid):
+    """Rows with the keys of robust_rows whose numbers rise or fall with eps as the theorems say."""
+    return [
+        {"eps": e, "worst": 0.2 + e / 10, "worst_search": 0.2 + e / 10, "mu_gap": 0.0, "mu_z": 0.0, "gap_same": 0.0}
+        | {"z": 0.0, "kappa": 10 - e, "kappa_linear": 10 - e, "kappa_l2": 10 - e}
+        | {"cosine": 0.3 + e / 10, "cosine_linear": 0.3 + e / 10, "cosine_l2": 0.3 + e / 10}
+        for e in grid
+    ]
+
+
+def test_verdicts_refuse_empty_or_foreign_rows_and_bad_tolerances():
+    for verdicts in (
+        gaussians.theorem_1_verdicts,
+        gaussians.theorem_2_verdicts,
+        gaussians.theorem_3_verdicts,
+        gaussians.relaxation_verdict,
+    ):
+        with pytest.raises(ValueError, match="got no rows"):
+            verdicts([])
+    with pytest.raises(ValueError, match=r"expects the rows of robust_rows: row 0 lacks \['eps'"):
+        gaussians.theorem_2_verdicts([{"d": 2, "gap_l2": 0.1, "gap_linear": 0.0}])
+    with pytest.raises(ValueError, match="expects the rows of vulnerability_rows"):
+        gaussians.theorem_1_verdicts(_fake_robust_rows([0.0, 1.0]))
+    with pytest.raises(ValueError, match="z must be a finite number > 0"):
+        gaussians.theorem_2_verdicts(_fake_robust_rows([0.0, 1.0]), z=-1)
+    with pytest.raises(ValueError, match="search_tol"):
+        gaussians.theorem_3_verdicts(_fake_robust_rows([0.0, 1.0]), search_tol=0)
+
+
+def test_theorem_3_verdicts_label_rows_by_their_own_eps():
+    measured = gaussians.theorem_3_verdicts(_fake_robust_rows([0.5, 1.0]))
+    assert measured["worst_case"]["measured"].startswith("0.2500 at ε = 0.5, 0.3000 at ε = 1;")
+    assert measured["mu_star"]["measured"].startswith("cosine 0.350 at ε = 0.5, 0.400 at ε = 1 ")
+    assert "standard ML" not in measured["worst_case"]["measured"] and measured["worst_case"]["held"]
+    standard = gaussians.theorem_3_verdicts(_fake_robust_rows([0.0, 1.0]))["worst_case"]["measured"]
+    assert standard.startswith("0.2000 at ε = 0 (standard ML), 0.3000 at ε = 1;")
+
+
+def _fake_vulnerability_rows(kappas, traces):
+    return [
+        {"label": f"row {i}", "kappa": k, "trace": t, "closed_form": 0.1 * (i + 1), "monte_carlo": 0.1 * (i + 1)}
+        | {"se": 0.001, "z": 0.0}
+        for i, (k, t) in enumerate(zip(kappas, traces))
+    ]
+
+
+def test_theorem_1_verdicts_name_a_first_row_that_is_not_isotropic():
+    held = gaussians.theorem_1_verdicts(_fake_vulnerability_rows([1.0, 2.0, 4.0], [4.0] * 3))["isotropic"]
+    assert held["held"] and held["measured"].startswith("0.1000 at Σ* = (k/d) I, rising to 0.3000 (row 2)")
+    anisotropic = gaussians.theorem_1_verdicts(_fake_vulnerability_rows([1.5, 2.0, 4.0], [4.0] * 3))["isotropic"]
+    assert not anisotropic["held"] and anisotropic["measured"].startswith("0.1000 at row 0 (not isotropic: κ = 1.5)")
+    traces = gaussians.theorem_1_verdicts(_fake_vulnerability_rows([1.0, 2.0, 4.0], [4.0, 4.0, 5.0]))["isotropic"]
+    assert not traces["held"] and "do not share one trace" in traces["measured"]
+    with pytest.raises(ValueError, match="z must be a finite number > 0"):
+        gaussians.theorem_1_verdicts(_fake_vulnerability_rows([1.0], [4.0]), z=-1)
+
+
+def test_sweeps_need_sequences():
+    x, y = gaussians.sample(50, MU, SIGMA, gen())
+    with pytest.raises(TypeError, match=r"eps_grid must be a sequence such as \[0.0, 0.5, 2.0\], got 0.5"):
+        gaussians.robust_rows(x, y, MU, SIGMA, 0.5)
+    with pytest.raises(ValueError, match="eps_grid is empty"):
+        gaussians.robust_rows(x, y, MU, SIGMA, [])
+    with pytest.raises(ValueError, match=r"eps_grid\[1\] must be a finite number >= 0"):
+        gaussians.robust_rows(x, y, MU, SIGMA, [0.0, -1.0])
+    with pytest.raises(TypeError, match=r"dims must be a sequence such as \[2, 8, 32\], got 2"):
+        gaussians.relaxation_rows(2, 0.0625, 4.0, 0.25, 100)
+    with pytest.raises(TypeError, match=r"dims\[0\] must be an integer"):
+        gaussians.relaxation_rows([2.5], 0.0625, 4.0, 0.25, 100)
+    with pytest.raises(ValueError, match="covariances is empty"):
+        gaussians.vulnerability_rows(MU, {}, 32.0, 100)
+
+
+def test_messages_say_how_to_fix_the_input():
+    x, y = gaussians.sample(50, MU, SIGMA, gen())
+    with pytest.raises(ValueError, match=r"y must have shape \[n\], got shape \[50, 1\]; .* y.view\(-1\)"):
+        gaussians.fit_ml(x, y[:, None])
+    ill = torch.diag(torch.tensor([1.0, 1e-13], dtype=torch.float64))  # positive definite, but kappa = 1e13
+    with pytest.raises(ValueError, match=r"condition number 1e\+13 .* above the 1e\+12 accepted") as refused:
+        gaussians.robust_covariance(ill, 0.5)
+    assert "must be positive definite" not in str(refused.value)
+    with pytest.raises(ValueError, match="^variances range from 1e-13 to 1"):
+        gaussians.robust_covariance_se(ill.diagonal(), 0.5, 100)
+    with pytest.raises(ValueError, match="^robust_covariance_se at these variances: eps = 1e\\+160 is too large"):
+        gaussians.robust_covariance_se(VAR, 1e160, 100)
