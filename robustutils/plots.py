@@ -418,7 +418,11 @@ def metric_ellipses(
     if missing or x.shape[1] != 2:
         raise ValueError(f"shown must be radii of rows (missing {missing}) and the data 2-D (got d = {x.shape[1]})")
     mu_star = torch.as_tensor(mu_star, dtype=torch.float64)
-    fig, axes = plt.subplots(1, len(shown) + 1, figsize=(3.7 * len(shown) + 3.6, 3.6))
+    cols = min(3, len(shown) + 1)  # three panels a row, so that each is legible at a page's width
+    grid_rows = -(-(len(shown) + 2) // cols) if len(shown) + 1 > cols else 1
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(4.3 * cols, 4.1 * grid_rows), squeeze=False)
+    flat = list(axes.flat)
+    axes, right, spare = flat[: len(shown)], flat[len(shown)], flat[len(shown) + 1 :]
     reach = [by_eps[float(e)]["closed_form"].diagonal().sqrt() + mu_star.abs() for e in shown]  # ellipses' extent
     half = [1.1 * max(max(r[k].item() for r in reach), x[:, k].abs().quantile(0.995).item()) for k in range(2)]
     half[1] = max(half[1], half[0] / 2)  # equal scales (the angles are the point), panels no flatter than 2:1
@@ -450,7 +454,8 @@ def metric_ellipses(
         ax.set(xlim=(-half[0], half[0]), ylim=(-half[1], half[1]), aspect="equal", xlabel="$x_1$")
         title = "standard ML ($\\varepsilon = 0$)" if eps == 0 else f"robust ML, $\\varepsilon = {eps:g}$"
         ax.set_title(title, fontsize=10)
-    axes[0].set_ylabel("$x_2$")
+    for ax in axes[::cols]:
+        ax.set_ylabel("$x_2$")
     handles = [
         plt.Line2D([], [], color="k", label="closed form (Theorem 2)"),
         plt.Line2D([], [], color=STANDARD, ls="--", label="relaxed fit"),
@@ -459,8 +464,12 @@ def metric_ellipses(
         plt.Line2D([], [], color="k", marker=">", label="gradient $\\Sigma^{-1}\\mu^*$"),
         plt.Line2D([], [], color="grey", ls="-.", label="$\\ell_2$ ball of radius $\\varepsilon$"),
     ]
-    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=len(handles), frameon=False)
-    right = axes[-1]
+    for ax in spare:
+        ax.axis("off")
+    if spare:
+        spare[0].legend(handles=handles, fontsize=10, loc="center", frameon=False)
+    else:
+        fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=len(handles), frameon=False)
     grid = np.linspace(0, max(by_eps), 100)
     closed = [gaussians.robust_covariance(sigma_star, e)[0] for e in grid]
     right.plot(grid, [gaussians.gradient_cosine(mu_star, s) for s in closed], "k-", label="$\\mu^*$, closed form")
@@ -475,6 +484,6 @@ def metric_ellipses(
     right.set(xlabel="$\\varepsilon$", ylabel="cos(direction, gradient)", ylim=(0, 1.02))
     right.set_title("Theorem 3: gradient alignment", fontsize=10)
     right.grid(alpha=0.3)
-    right.legend(fontsize=7, loc="lower right")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    right.legend(fontsize=8, loc="lower right")
+    fig.tight_layout(rect=(0, 0 if spare else 0.07, 1, 1))
     return fig

@@ -347,7 +347,7 @@ def test_inpainting_with_a_large_weight_changes_the_square_far_more_than_the_res
     inside = mask.bool()
 
     def changes(weight):
-        filled = synthesis.inpaint(model, masked, mask, y, eps=1.0, steps=20, weight=weight)
+        filled = synthesis.inpaint(model, masked, mask, y, eps=1.0, steps=20, weight=weight, keep_outside=False)
         assert filled.min() >= 0 and filled.max() <= 1 and (l2(filled - masked) <= 1.0 + BALL_TOL).all()
         assert (filled[inside] <= masked[inside] + 1e-6).all()  # darker, toward class 0
         change = (filled - masked).abs()
@@ -707,3 +707,14 @@ def test_rate_of_names_the_columns_it_has():
     rows = [{"source": "real test images", "judge": 0.9, "diversity": 1.0}]
     with pytest.raises(KeyError, match="its columns are"):
         synthesis.rate_of(rows, "real test images", "self")
+
+
+def test_inpaint_keeps_the_pixels_outside_the_square_by_default():
+    model = uniform_model()
+    x = 0.3 + 0.1 * torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.zeros(4, dtype=torch.int64)
+    masked, mask = synthesis.mask_square(x, 4)
+    inside = mask.bool()
+    filled = synthesis.inpaint(model, masked, mask, y, eps=1.0, steps=20, weight=0.0)
+    assert torch.equal(filled[~inside], masked[~inside])
+    assert (filled[inside] - masked[inside]).abs().mean() > 0.05  # the square itself was redrawn
