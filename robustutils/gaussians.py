@@ -41,6 +41,8 @@ import numbers
 
 import torch
 
+from .toy import _phi, _verdict
+
 # --- input checks -------------------------------------------------------------------------------------
 
 # The largest condition number accepted for a covariance: beyond it float64 solves lose most of their digits.
@@ -978,10 +980,6 @@ def worst_gradient_cosine_search(
 # --- accuracy of a linear classifier on the two Gaussians ------------------------------------------
 
 
-def _phi(z: float) -> float:
-    return 0.5 * math.erfc(-z / math.sqrt(2.0))
-
-
 def linear_accuracy(w, mu_star, sigma_star, eps=0.0) -> float:
     """Return the exact accuracy of ``sign(w.x)`` on eq. 10's distribution under the worst l_2 attack of radius ``eps``.
 
@@ -1263,10 +1261,6 @@ def relaxation_table(rows: list[dict]) -> str:
 # --- verdicts: each claim of the chapter's section on this model as this run measured it -------------
 # Each returns, per statement, {"measured": a display string, "held": bool}: the keyword arguments
 # of report.Chapter.claim / .check besides the statement's text and source.
-
-
-def _verdict(measured: str, held: bool) -> dict:
-    return {"measured": measured, "held": bool(held)}
 
 
 def _increasing(values: list[float]) -> bool:

@@ -337,14 +337,18 @@ def uniform_model(side: int = 8) -> Classifier:
     return Classifier(nn.Flatten(), head, (0.0,), (1.0,)).eval()
 
 
+def bright_images_masked():
+    """The uniform model, four bright 8x8 images with a centred 4-pixel square masked, target class 0
+    (dark), and the square as a boolean mask."""
+    x = 0.3 + 0.1 * torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    masked, mask = synthesis.mask_square(x, 4)
+    return uniform_model(), masked, mask, torch.zeros(4, dtype=torch.int64), mask.bool()
+
+
 def test_inpainting_with_a_large_weight_changes_the_square_far_more_than_the_rest():
     # Every pixel pushes the class alike, so only the penalty holds the unmasked pixels back. The
     # images are read as class 1 (bright); inpainting toward class 0 darkens them.
-    model = uniform_model()
-    x = 0.3 + 0.1 * torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
-    y = torch.zeros(4, dtype=torch.int64)
-    masked, mask = synthesis.mask_square(x, 4)
-    inside = mask.bool()
+    model, masked, mask, y, inside = bright_images_masked()
 
     def changes(weight):
         filled = synthesis.inpaint(model, masked, mask, y, eps=1.0, steps=20, weight=weight, keep_outside=False)
@@ -710,11 +714,7 @@ def test_rate_of_names_the_columns_it_has():
 
 
 def test_inpaint_keeps_the_pixels_outside_the_square_by_default():
-    model = uniform_model()
-    x = 0.3 + 0.1 * torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
-    y = torch.zeros(4, dtype=torch.int64)
-    masked, mask = synthesis.mask_square(x, 4)
-    inside = mask.bool()
+    model, masked, mask, y, inside = bright_images_masked()
     filled = synthesis.inpaint(model, masked, mask, y, eps=1.0, steps=20, weight=0.0)
     assert torch.equal(filled[~inside], masked[~inside])
     assert (filled[inside] - masked[inside]).abs().mean() > 0.05  # the square itself was redrawn
