@@ -462,6 +462,7 @@ def cached_cascade(
     for flag in independent.square_flags(result["robust_acc"]):
         flags.append(flag)
         warnings.warn(independent.AutoAttackFlag(f"{name}: {flag}"), stacklevel=2)
+    result = {k: v for k, v in result.items() if k != "robust"}  # the cache keeps the accuracies, not the mask
     result = {**result, "worst_acc": list(result["robust_acc"].values())[-1], "flags": flags}
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result, indent=1))

@@ -85,21 +85,52 @@ def test_attack_strength_lists_every_attack_and_single_steps_are_weakest(mnist_m
 
 def test_cascade_splits_batches_by_the_restarts_an_attack_declares(mnist_model, mnist_eval):
     x, y = mnist_eval[0][:40], mnist_eval[1][:40]
-    sizes = {"plain": [], "pgd": []}
+    sizes = {"plain": [], "restarted": []}
 
     def plain(model, xb, yb):  # a plain function: one copy per input
         sizes["plain"].append(len(xb))
         return xb
 
-    class Restarted(attacks.PGD):
+    class Restarted:  # an Attack that is not PGD: its restarts run side by side, as it declares
         def __call__(self, model, xb, yb):
-            sizes["pgd"].append(len(xb))
+            sizes["restarted"].append(len(xb))
+            return xb
+
+        def settings(self):
+            return {"attack": "restarted", "eps": 0.0, "restarts": 4}
+
+        def with_loss(self, loss_fn):
+            return self
+
+    restarted = Restarted()
+    assert isinstance(restarted, attacks.Attack)
+    result = evaluate.cascade(mnist_model, x, y, {"plain": plain, "restarted": restarted}, batch_size=20)
+    assert max(sizes["plain"]) == 20 and max(sizes["restarted"]) == 20 // 4, (
+        "about batch_size inputs, restarts included"
+    )
+    assert isinstance(result["attacks"]["plain"], str) and result["attacks"]["restarted"] == restarted.settings()
+
+
+def test_cascade_runs_pgd_restarts_as_passes_on_the_points_still_standing(mnist_model, mnist_eval):
+    x, y = mnist_eval[0][:200], mnist_eval[1][:200]
+    seen = []
+
+    class Counted(attacks.PGD):
+        def __call__(self, model, xb, yb):
+            seen.append((self.restarts, len(xb)))
             return super().__call__(model, xb, yb)
 
-    restarted = Restarted(eps=0.05, steps=1, restarts=4)
-    result = evaluate.cascade(mnist_model, x, y, {"plain": plain, "pgd": restarted}, batch_size=20)
-    assert max(sizes["plain"]) == 20 and max(sizes["pgd"]) == 20 // 4, "about batch_size inputs, restarts included"
-    assert isinstance(result["attacks"]["plain"], str) and result["attacks"]["pgd"] == restarted.settings()
+    attack = Counted(eps=0.1, steps=5, restarts=3)
+    result = evaluate.cascade(mnist_model, x, y, {"pgd": attack}, batch_size=500)
+    assert [r for r, _ in seen] == [1, 1, 1], "three single-start passes"
+    standing = [n for _, n in seen]
+    assert standing[0] == round(200 * result["clean_acc"]) and standing[0] >= standing[1] >= standing[2]
+    assert result["attacked"]["pgd"] == sum(standing) and result["attacks"]["pgd"]["restarts"] == 3
+    robust = result["robust"]
+    assert robust.dtype == torch.bool and robust.sum().item() == round(200 * result["robust_acc"]["pgd"])
+    # the same answer as the restarts side by side, up to their random starts
+    side_by_side = evaluate.evaluate(mnist_model, x, y, attack=attacks.PGD(eps=0.1, steps=5, restarts=3))
+    assert abs(side_by_side["robust_acc"] - result["robust_acc"]["pgd"]) <= 0.03
 
 
 def test_cascade_counts_the_examples_each_attack_ran_on_and_times_it(mnist_model, mnist_eval):
