@@ -32,7 +32,7 @@ from .evaluate import evaluate
 from .runtime import set_seed
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "onecycle", "step", "cosine")
+SCHEDULES = ("constant", "onecycle", "cyclic", "step", "cosine")
 
 
 def make_optimizer(
@@ -47,13 +47,22 @@ def make_optimizer(
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, name: str, total_steps: int):
-    """Return a per-step LR scheduler: constant, one-cycle (peak = the optimizer's lr),
-    step (x0.1 at 50% and 75% of training) or cosine (annealed to 0 over ``total_steps``)."""
+    """Return a per-step LR scheduler: constant, one-cycle (peak = the optimizer's lr), cyclic (Wong
+    et al. 2020's triangle, arXiv 2001.03994: linear from 0 to the optimizer's lr at 40% of
+    ``total_steps``, then linear back to 0), step (x0.1 at 50% and 75% of training) or cosine
+    (annealed to 0 over ``total_steps``)."""
     lr = optimizer.param_groups[0]["lr"]
     if name == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     if name == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    if name == "cyclic":
+        peak = max(1, round(0.4 * total_steps))
+
+        def triangle(step: int) -> float:
+            return step / peak if step <= peak else max(0.0, (total_steps - step) / max(1, total_steps - peak))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, triangle)
     if name == "step":
         milestones = [total_steps // 2, (3 * total_steps) // 4]
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
@@ -390,8 +399,8 @@ def fit(
         lr: The learning rate (the peak of the one-cycle schedule).
         momentum: SGD's momentum.
         weight_decay: The optimizer's weight decay.
-        schedule: The per-step learning-rate schedule: ``"onecycle"``, ``"constant"``, ``"step"`` or
-            ``"cosine"`` (:func:`make_schedule`).
+        schedule: The per-step learning-rate schedule: ``"onecycle"``, ``"cyclic"``, ``"constant"``,
+            ``"step"`` or ``"cosine"`` (:func:`make_schedule`).
         eps_ramp: The fraction of all steps over which the attack's eps grows linearly from 0
             (:func:`eps_factor`), in [0, 1]; above 0 it needs an
             :class:`~robustutils.attacks.ScalableAttack` (``.scaled(factor)``, as PGD has).

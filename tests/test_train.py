@@ -271,3 +271,16 @@ def test_callbacks_that_are_not_a_list_of_callbacks_are_refused(callbacks, messa
     x, y = torch.rand(8, 1, 28, 28), torch.arange(8)
     with pytest.raises(ValueError, match=message):
         train.fit(small_model(), (x, y), epochs=1, callbacks=callbacks)
+
+
+def test_the_cyclic_schedule_is_wong_et_als_triangle():
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    sched = train.make_schedule(opt, "cyclic", 100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 0 and max(lrs) == pytest.approx(5e-3) and lrs.index(max(lrs)) == 40
+    assert lrs[20] == pytest.approx(2.5e-3) and lrs[70] == pytest.approx(2.5e-3) and lrs[-1] < 1e-4
