@@ -9,6 +9,10 @@
 #   make bench  the performance benchmarks (P1 PGD throughput, P3 time to robustness, scaling, and
 #               headline: chapter 2's Madry-strength MNIST model, whose record the ci build reads);
 #               records land in book/perf/, which the performance appendix shows. BENCH="p1" picks one.
+#   make gpu-check  on a GPU machine: the device tests, P1 and P3 on CUDA and chapter 2 timed at the
+#               colab profile, in at most 8 minutes on an H100/H200; writes book/perf/*-cuda.json.
+#               On a lent machine without network, run `make gpu-bundle` here first and carry .gpu/
+#               (wheels and data, about 30 MiB); GPU_CHECK="--device cpu --quick --out DIR" checks it on a CPU.
 # Both first create the virtualenv .venv and install the project into it when needed.
 
 PYTHON ?= python3
@@ -36,7 +40,7 @@ BENCH ?=
 # The browser check serves MathJax from here in place of its CDN (the machine is offline).
 BROWSER_CACHE := .cache/browser
 
-.PHONY: install lock book chapters html test lint browser bench clean
+.PHONY: install lock book chapters html test lint browser bench gpu-bundle gpu-check clean
 
 # --isolated and PIP_CONFIG_FILE=/dev/null: no pip configuration of the machine applies (a
 # machine-wide folder of CPU-only torch wheels breaks torchvision, and a machine-wide constraint
@@ -118,5 +122,16 @@ browser: $(BIN)/.browser
 bench: install
 	$(BIN)/python -m robustutils.bench $(BENCH)
 
+# The GPU check runs with the machine's own python3 (GPU_PYTHON), which holds its CUDA torch: a lent
+# device machine has no network to build .venv. Here, with the venv: make gpu-check GPU_PYTHON=.venv/bin/python.
+GPU_PYTHON ?= python3
+GPU_CHECK ?=
+
+gpu-bundle:
+	bash .ci/gpu-bundle
+
+gpu-check:
+	GPU_PYTHON=$(GPU_PYTHON) bash .ci/gpu-check $(GPU_CHECK)
+
 clean:
-	rm -rf $(BUILD) .cache .pytest_cache .hypothesis
+	rm -rf $(BUILD) .cache .pytest_cache .hypothesis .gpu
