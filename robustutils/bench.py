@@ -698,11 +698,12 @@ def evalsuite(device: torch.device, quick: bool = False) -> dict:
 
 
 def restart_passes(model, x, y, eps: float, norm: str, device, quick: bool = False) -> dict:
-    """Time PGD-20 with 10 restarts on ``(x, y)`` two ways, each from the same random state: all
-    restarts side by side in one batch (``"batched"``, :func:`robustutils.attacks.pgd`), and as 10
-    single-start passes on the examples still standing (``"passes"``, what
-    :func:`robustutils.evaluate.cascade` does); return each one's robust accuracy (a fraction),
-    seconds and examples attacked, and ``speedup`` (batched seconds over the passes')."""
+    """Time PGD-20 with 10 restarts on ``(x, y)`` two ways, each from the same random state and with
+    the same number of images per forward pass: all restarts side by side (``"batched"``,
+    :func:`robustutils.attacks.pgd` on a tenth of the batch at a time), and as 10 single-start passes
+    on the examples still standing (``"passes"``, what :func:`robustutils.evaluate.cascade` does);
+    return each one's robust accuracy (a fraction), seconds and image attacks, and ``speedup``
+    (batched seconds over the passes')."""
     steps, restarts = (3, 3) if quick else (20, 10)
     attack = attacks.PGD(eps=eps, norm=norm, steps=steps, restarts=restarts, step_size=step_size_for(eps, steps))
     batch = 500 if device.type == "cuda" else 250
@@ -711,8 +712,8 @@ def restart_passes(model, x, y, eps: float, norm: str, device, quick: bool = Fal
         set_seed(0)
         _sync(device)
         start = time.perf_counter()
-        if how == "batched":
-            result = evaluate.evaluate(model, x, y, attack=attack, batch_size=batch)
+        if how == "batched":  # batch // restarts examples a call: the same rows per forward pass as the passes
+            result = evaluate.evaluate(model, x, y, attack=attack, batch_size=max(1, batch // restarts))
             acc, attacked = result["robust_acc"], round(result["clean_acc"] * len(y)) * restarts
         else:
             result = evaluate.cascade(model, x, y, {"pgd": attack}, batch_size=batch)
