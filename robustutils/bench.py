@@ -1031,9 +1031,8 @@ def p3_markdown(record: dict) -> str:
     compared = [
         {
             "name": r["name"] + (" (kept)" if r["name"] == record["chosen"] else ""),
-            "attack": "FGSM-RS" if r["recipe"]["steps"] == 1 else f"PGD-{r['recipe']['steps']}",
             "epochs": r["recipe"]["epochs"],
-            "schedule": f"{r['recipe'].get('schedule', 'onecycle')}, lr {r['recipe']['lr']:g}",
+            "schedule": f"{r['recipe'].get('schedule', 'onecycle')} {r['recipe']['lr']:g}",
             "seconds": r["train_seconds"],
             "clean": r["clean_acc"],
             "pgd": r["pgd_acc"],
@@ -1085,9 +1084,8 @@ def p3_markdown(record: dict) -> str:
             compared,
             {
                 "name": "recipe",
-                "attack": "attack",
                 "epochs": "epochs",
-                "schedule": "schedule",
+                "schedule": "schedule, peak lr",
                 "seconds": "train (s)",
                 "clean": "clean",
                 "pgd": "PGD-40",
@@ -1143,7 +1141,7 @@ def suite_rows(index: dict[tuple[str, str], dict]) -> list[dict]:
     for (name, device), record in sorted(index.items()):
         if name not in ("p3", "evalsuite") or "suites" not in record:
             continue
-        model = f"MNIST P3 ({record['chosen']})" if name == "p3" else record["model"]
+        model = "MNIST, P3's model" if name == "p3" else record["model"]
         for suite, result in record["suites"].items():
             out.append(
                 {
@@ -1177,7 +1175,7 @@ def suite_markdown(rows: list[dict]) -> str:
     shown = [
         {
             **r,
-            "model": f"{r['model']} ({r['device']}, {r['n']:,} points)",
+            "model": f"{r['model']}, {r['n']:,} points ({r['device']})",
             "aa": f"{r['aa_acc']:.2%} in {r['aa_s']:.0f} s",
             "mine": f"{r['acc']:.2%} in {r['s']:.0f} s",
             "ok": "yes" if suite_meets(r) else "**no**",

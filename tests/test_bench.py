@@ -215,10 +215,10 @@ def test_repository_records_give_every_appendix_table():
     assert "passes" in bench.p1_step_cost_verdict([index["p1", "cpu"]], 1.1)["measured"]
     p3 = index["p3", "cpu"]
     markdown = bench.p3_markdown(p3)
-    assert _table_widths(markdown) == [8, 4] and markdown.count("(kept)") == 1
+    assert _table_widths(markdown) == [7, 4] and markdown.count("(kept)") == 1
     assert p3["points"]["n"] == bench.P3_AUTOATTACK_POINTS["n"] and p3["n"] == 10_000
     rows = bench.suite_rows(index)
-    assert {r["model"] for r in rows} == {f"MNIST P3 ({p3['chosen']})", index["evalsuite", "cpu"]["model"]}
+    assert {r["model"] for r in rows} == {"MNIST, P3's model", index["evalsuite", "cpu"]["model"]}
     assert _table_widths(bench.suite_markdown(rows)) == [7]
     assert "image attacks" in bench.restarts_markdown(index["evalsuite", "cpu"])
     fits = bench.scaling_fits(index["scaling", "cpu"])
@@ -313,7 +313,7 @@ def test_p3_keeps_the_most_robust_recipe_that_met_time_clean_and_no_collapse():
     verdict = bench.p3_verdict(record)
     assert verdict == {"clean": False, "robust": False, "seconds": True, "no catastrophic overfitting": True}
     lines = [line for line in bench.p3_markdown(record).splitlines() if line.startswith("| ")]
-    assert "| robust, less clean (kept) | FGSM-RS | 8 |" in lines[3]
+    assert "| robust, less clean (kept) | 8 |" in lines[3]
     assert "| worst case of the two, per digit | 88.00% | >= 89.3% | **no** |" in lines
     measured = bench.p3_targets_verdict([record])
     assert not measured["held"] and "missed: clean, robust" in measured["measured"]
@@ -327,7 +327,7 @@ def test_suite_rows_and_the_goal_of_a_third_of_autoattacks_time():
     cifar["suites"] = {"s": {**p3["suites"]["s"], "gap_pp": 0.5}}
     index = {("p3", "cpu"): p3, ("evalsuite", "cpu"): cifar}
     rows = bench.suite_rows(index)
-    assert [r["model"] for r in rows] == ["cifar10/linf-8/255 at ci", "MNIST P3 (robust, less clean)"]
+    assert [r["model"] for r in rows] == ["cifar10/linf-8/255 at ci", "MNIST, P3's model"]
     assert [bench.suite_meets(r) for r in rows] == [False, True]  # 0.5 points above AutoAttack is too far
     verdict = bench.suite_verdict(rows)
     assert not verdict["held"]
