@@ -291,7 +291,7 @@ def _p1_line(row: dict) -> str:
 
 # --- P3: time to robustness --------------------------------------------------------------------
 
-#: The network and batch every P3 recipe shares (chapter 2's headline model's): a
+#: The network and batch every P3 recipe shares, those of chapter 2's headline model. A
 #: :func:`robustutils.models.mnist_cnn` with ``channels``, ``hidden`` and ``kernel``, trained at
 #: ``batch_size`` under bf16 autocast (``amp``) with ``channels_last`` weights.
 P3_NETWORK = {"channels": (32, 64), "hidden": 256, "kernel": 3, "batch_size": 256, "amp": True, "channels_last": True}
@@ -336,7 +336,7 @@ P3_RECIPES = {
         "lr": 2e-3,
     },
 }
-#: P3's targets: Madry et al.'s MNIST figures (98.5% clean; 89.3% under their strongest attack, here
+#: P3's targets, from Madry et al.'s MNIST figures (98.5% clean; 89.3% under their strongest attack, here
 #: the per-example worst case of our PGD-40 and AutoAttack's standard version), and seconds of
 #: training per device type.
 P3_TARGET = {"clean": 0.985, "robust": 0.893, "seconds": {"cpu": 300, "cuda": 30}}
@@ -383,9 +383,9 @@ def p3_train(model, x, y, monitor, recipe: dict, eps: float, progress: bool = Tr
 
 
 def p3_pgd(eps: float, quick: bool = False, amp: bool = False) -> attacks.PGD:
-    """Return P3's PGD: Madry et al.'s PGD-40 with step ``eps / 30`` (0.01 at eps 0.3), the best iterate
-    kept; ``amp``: the model under bf16 autocast (P1 checks that it keeps the attack's strength);
-    ``quick``: 5 steps."""
+    """Return P3's PGD: Madry et al.'s PGD-40 at ``eps`` (pixel units) with step ``eps / 30`` (0.01 at eps 0.3),
+    the best iterate kept; ``amp``: the model under bf16 autocast (P1 checks that it keeps the attack's
+    strength); ``quick``: 5 steps."""
     return attacks.PGD(eps=eps, steps=5 if quick else 40, step_size=eps / 30, amp=amp)
 
 
@@ -402,11 +402,11 @@ def reference_seconds(device: torch.device, repeats: int = 10) -> float:
 
 
 def p3_suites(eps: float, quick: bool = False) -> dict[str, dict]:
-    """Return the evaluation suites P3 and :func:`evalsuite` time against AutoAttack's standard
-    version, by name: the ``ci`` profile's suite (:func:`robustutils.independent.suite`: our PGD-40,
-    then AutoAttack's APGD-CE and APGD-T at their standard settings), and the same with APGD-T on
-    the 3 most likely target classes instead of 9. Each is a dict of
-    :func:`robustutils.independent.suite`'s arguments; ``quick``: a few iterations."""
+    """Return the evaluation suites P3 and :func:`evalsuite` time against AutoAttack's standard version at ``eps``
+    (pixel units), by name: the ``ci`` profile's suite (:func:`robustutils.independent.suite`: our PGD-40, then
+    AutoAttack's APGD-CE and APGD-T at their standard settings), and the same with APGD-T on the 3 most likely
+    target classes instead of 9. Each is a dict of :func:`robustutils.independent.suite`'s arguments; ``quick``:
+    a few iterations."""
     base = profiles.config("smoke" if quick else "ci", "eval")["suite"]
     fewer = {**base, "autoattack": {**base["autoattack"], "n_target_classes": 3}}
     return {"ci suite": base, "ci suite, APGD-T on 3 targets": fewer}
@@ -698,12 +698,12 @@ def evalsuite(device: torch.device, quick: bool = False) -> dict:
 
 
 def restart_passes(model, x, y, eps: float, norm: str, device, quick: bool = False) -> dict:
-    """Time PGD-20 with 10 restarts on ``(x, y)`` two ways, each from the same random state and with
-    the same number of images per forward pass: all restarts side by side (``"batched"``,
-    :func:`robustutils.attacks.pgd` on a tenth of the batch at a time), and as 10 single-start passes
-    on the examples still standing (``"passes"``, what :func:`robustutils.evaluate.cascade` does);
-    return each one's robust accuracy (a fraction), seconds and image attacks, and ``speedup``
-    (batched seconds over the passes')."""
+    """Time PGD-20 with 10 restarts within ``eps`` (pixel units) in ``norm`` on ``(x, y)`` two ways, each from the
+    same random state and with the same number of images per forward pass: all restarts side by side
+    (``"batched"``, :func:`robustutils.attacks.pgd` on a tenth of the batch at a time), and as 10 single-start
+    passes on the examples still standing (``"passes"``, what :func:`robustutils.evaluate.cascade` does); return
+    each one's robust accuracy (a fraction), seconds and image attacks, and ``speedup`` (batched seconds over
+    the passes')."""
     steps, restarts = (3, 3) if quick else (20, 10)
     attack = attacks.PGD(eps=eps, norm=norm, steps=steps, restarts=restarts, step_size=step_size_for(eps, steps))
     batch = 500 if device.type == "cuda" else 250
@@ -731,7 +731,8 @@ def restart_passes(model, x, y, eps: float, norm: str, device, quick: bool = Fal
 
 
 def step_size_for(eps: float, steps: int) -> float:
-    """The evaluation PGD's step of the ``ci`` profile: ``eps / 4`` (its ``pgd_step_factor``)."""
+    """Return the evaluation PGD's step of the ``ci`` profile in pixel units: ``eps / 4`` (its
+    ``pgd_step_factor``) for ``eps`` in pixel units of inputs in [0, 1]."""
     return attacks.step_size(eps, steps, profiles.config("ci", "eval")["suite"]["pgd_step_factor"])
 
 
@@ -1160,7 +1161,7 @@ def suite_rows(index: dict[tuple[str, str], dict]) -> list[dict]:
     return out
 
 
-#: The goal of a fast evaluation suite: robust accuracy at most this many points above AutoAttack's
+#: The goal of a fast evaluation suite, a robust accuracy at most this many points above AutoAttack's
 #: standard version (a suite below it found more adversarial examples, so it is at least as strong),
 #: in at most this fraction of its time.
 SUITE_TARGET = {"gap_pp": 0.3, "time_ratio": 1 / 3}
@@ -1216,7 +1217,7 @@ def restarts_markdown(record: dict) -> str:
 
 
 def suite_meets(row: dict) -> bool:
-    """Whether a :func:`suite_rows` row meets :data:`SUITE_TARGET`: its robust accuracy at most 0.3
+    """Return whether a :func:`suite_rows` row meets :data:`SUITE_TARGET`: its robust accuracy at most 0.3
     points above AutoAttack's (below it means the suite found more), in at most a third of its time."""
     return row["gap_pp"] <= SUITE_TARGET["gap_pp"] and row["time_ratio"] <= SUITE_TARGET["time_ratio"]
 
