@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from . import attacks, checks, data, evaluate, independent, models, profiles, registry, train, zoo
 from .runtime import pick_device, set_seed
 
-RECORDS = Path(__file__).resolve().parent.parent / "book" / "perf"
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+RECORDS = ROOT / "book" / "perf"
 P1_TARGET = {"cpu": 1.0, "cuda": 2.0}
 P3_TARGET = {"clean": 0.985, "pgd-40": 0.93, "strongest": 0.893, "seconds": {"cpu": 600, "cuda": 30}}
 
@@ -67,7 +68,7 @@ def _cpu_name() -> str:
 
 def _commit() -> str:
     """Return the git commit the package runs from (``+dirty`` when files differ), or ``unknown``."""
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True
@@ -741,7 +742,6 @@ def step_size_for(eps: float, steps: int) -> float:
 #: The chapter ``make gpu-check`` times, at the ``colab`` profile (``colab-smoke`` when quick), and the
 #: seconds after which it is stopped so that the whole check fits its 8 minutes on an H100/H200.
 GPU_CHECK_CHAPTER = {"notebook": "notebooks/02_adversarial_training.ipynb", "timeout": 240}
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _timed_command(command: list[str], env: dict, timeout: float) -> dict:
